@@ -1,0 +1,1 @@
+"""The kiosk agent: pipeline, local store, sync client, enrollment."""

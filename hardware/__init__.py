@@ -1,0 +1,1 @@
+"""Peripheral drivers (camera, QR decoders, card readers, thermometer, GPIO, audio) and emulators."""

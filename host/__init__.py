@@ -1,0 +1,1 @@
+"""The verification service: API, storage, registries, issuance, device management."""

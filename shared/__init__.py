@@ -1,0 +1,1 @@
+"""Formats both sides agree on: credential envelope, codes, wire messages, policy, crypto."""
