@@ -70,13 +70,17 @@ class SignedRequest:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> SignedRequest:
         lowered = {name.lower(): value for name, value in headers.items()}
-        try:
-            device_id = lowered[HEADER_DEVICE.lower()]
-            time_text = lowered[HEADER_TIME.lower()]
-            nonce = lowered[HEADER_NONCE.lower()]
-            signature_text = lowered[HEADER_SIGNATURE.lower()]
-        except KeyError as missing:
-            raise AuthError(f"header {missing.args[0]} is missing") from None
+        missing = [
+            name
+            for name in (HEADER_DEVICE, HEADER_TIME, HEADER_NONCE, HEADER_SIGNATURE)
+            if name.lower() not in lowered
+        ]
+        if missing:
+            raise AuthError(f"header {', '.join(missing)} is missing")
+        device_id = lowered[HEADER_DEVICE.lower()]
+        time_text = lowered[HEADER_TIME.lower()]
+        nonce = lowered[HEADER_NONCE.lower()]
+        signature_text = lowered[HEADER_SIGNATURE.lower()]
         if not time_text.isdigit() or len(time_text) > 16:
             raise AuthError("time header is not a millisecond timestamp")
         if not 16 <= len(nonce) <= 64:

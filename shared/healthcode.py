@@ -44,6 +44,9 @@ class CodeKind(StrEnum):
 
 
 class TestResult(StrEnum):
+    """The result of a nucleic-acid test."""
+
+    __test__ = False  # not a pytest test class, despite the name
     NEGATIVE = "negative"
     POSITIVE = "positive"
 

@@ -40,8 +40,9 @@ def b64url(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Decode unpadded (or padded) base64url text."""
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode unpadded (or padded) base64url text; raises ValueError on any other character."""
+    padded = text + "=" * (-len(text) % 4)
+    return base64.b64decode(padded, altchars=b"-_", validate=True)
 
 
 def public_key_der(public_key: PublicKey) -> bytes:

@@ -6,41 +6,42 @@ import time
 import uuid
 
 
-class _Sequence:
-    """The last millisecond used and a 12-bit counter, so ids of one process stay ordered."""
+class Uuid7Generator:
+    """Makes UUIDv7s that sort in the order they were made.
+
+    Within one millisecond, or when the clock steps back, the last millisecond is kept and a
+    12-bit counter runs on.
+    """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.last_ms = 0
-        self.counter = 0
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
 
-    def next(self, now_ms: int) -> tuple[int, int]:
-        with self.lock:
-            if now_ms <= self.last_ms:
-                # Same millisecond, or the clock stepped back: count on from the last one.
-                self.counter += 1
-                if self.counter > 0xFFF:
-                    self.last_ms += 1
-                    self.counter = 0
+    def _next(self, now_ms: int) -> tuple[int, int]:
+        with self._lock:
+            if now_ms <= self._last_ms:
+                self._counter += 1
+                if self._counter > 0xFFF:
+                    self._last_ms += 1
+                    self._counter = 0
             else:
-                self.last_ms = now_ms
-                self.counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
-            return self.last_ms, self.counter
+                self._last_ms = now_ms
+                self._counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+            return self._last_ms, self._counter
+
+    def __call__(self, now_ms: int | None = None) -> uuid.UUID:
+        ms, counter = self._next(time.time_ns() // 1_000_000 if now_ms is None else now_ms)
+        random_tail = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (ms & ((1 << 48) - 1)) << 80
+        value |= 0x7 << 76
+        value |= counter << 64
+        value |= 0b10 << 62
+        value |= random_tail
+        return uuid.UUID(int=value)
 
 
-_sequence = _Sequence()
-
-
-def uuid7(now_ms: int | None = None) -> uuid.UUID:
-    """Return a UUIDv7; ids made in one process sort in the order they were made."""
-    ms, counter = _sequence.next(time.time_ns() // 1_000_000 if now_ms is None else now_ms)
-    random_tail = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= counter << 64
-    value |= 0b10 << 62
-    value |= random_tail
-    return uuid.UUID(int=value)
+uuid7 = Uuid7Generator()
 
 
 def uuid7_time_ms(value: uuid.UUID) -> int:
