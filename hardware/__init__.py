@@ -1,1 +1,1 @@
-"""Peripheral drivers (camera, QR decoders, card readers, thermometer, GPIO, audio) and emulators."""
+"""Peripheral drivers (camera, QR decoders, card readers, thermometer, GPIO, audio), emulators."""

@@ -1,0 +1,151 @@
+"""`sentinel device ...`: enroll this device with a host, run the agent, show its state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from device.agent import DATABASE_FILE, Agent, RunOptions, json_lines
+from device.client import HostError, enroll
+from device.identity import (
+    Enrollment,
+    NotEnrolledError,
+    load_enrollment,
+    load_or_create_key,
+    save_enrollment,
+)
+from device.store import Store
+from shared.messages import DeviceForm
+
+log = logging.getLogger(__name__)
+DEFAULT_STATE = os.environ.get("SENTINEL_STATE", str(Path.home() / ".local/state/sentinel"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
+
+    enroll_parser = commands.add_parser(
+        "enroll",
+        help="enroll with a host using a one-time token",
+        description="Make this device's key pair (kept in --state) and enroll it at a venue "
+        "with a one-time token from the host's operator.",
+    )
+    enroll_parser.add_argument(
+        "--host", required=True, help="host base URL, e.g. http://127.0.0.1:8000"
+    )
+    enroll_parser.add_argument("--token", required=True, help="one-time enrollment token")
+    enroll_parser.add_argument(
+        "--name", default=os.uname().nodename, help="device name shown on the host"
+    )
+    enroll_parser.add_argument(
+        "--form", choices=[form.value for form in DeviceForm], default="kiosk"
+    )
+    enroll_parser.add_argument(
+        "--state",
+        type=Path,
+        default=Path(DEFAULT_STATE),
+        help="state directory (env SENTINEL_STATE)",
+    )
+
+    run_parser = commands.add_parser(
+        "run",
+        help="scan codes from a camera or replayed images and decide",
+        description="Run the agent: read frames, decode codes, verify them offline, decide by the "
+        "venue's policy, record each check-in in SQLite and sync it to the host in the background.",
+    )
+    run_parser.add_argument(
+        "--source",
+        required=True,
+        help="camera:N, /dev/videoN, an image, a directory of images, or a video",
+    )
+    run_parser.add_argument("--fps", type=float, default=None, help="pace replayed frames")
+    run_parser.add_argument("--loop", action="store_true", help="replay the source forever")
+    run_parser.add_argument(
+        "--events",
+        choices=["json"],
+        default=None,
+        help="print one JSON line per decision on stdout",
+    )
+    run_parser.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="when the source ends, wait for sync to drain, then exit",
+    )
+    run_parser.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS")
+    run_parser.add_argument(
+        "--repeat-window",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="the same code again within this time makes no new check-in",
+    )
+    run_parser.add_argument("--state", type=Path, default=Path(DEFAULT_STATE))
+
+    status_parser = commands.add_parser("status", help="show enrollment and unsynced check-ins")
+    status_parser.add_argument("--state", type=Path, default=Path(DEFAULT_STATE))
+    status_parser.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.device_command == "enroll":
+            return _enroll(args)
+        if args.device_command == "run":
+            return _run(args)
+        return _status(args)
+    except NotEnrolledError as error:
+        print(f"sentinel device: {error}", file=sys.stderr)
+        return 2
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    key = load_or_create_key(args.state)
+    try:
+        response = enroll(args.host, args.token, key, name=args.name, form=DeviceForm(args.form))
+    except HostError as error:
+        print(f"sentinel device enroll: {error}", file=sys.stderr)
+        return 1
+    save_enrollment(args.state, Enrollment(response.device_id, response.config.venue.id, args.host))
+    Store(args.state / DATABASE_FILE).save_config(response.config)
+    print(
+        f"enrolled as {response.device_id} at venue {response.config.venue.id} "
+        f"({response.config.venue.name})"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hardware.frames import open_source
+    from hardware.qr import QrDecoder
+
+    options = RunOptions(
+        exit_when_done=args.exit_when_done,
+        drain_timeout_seconds=args.drain_timeout,
+        repeat_window_seconds=args.repeat_window,
+    )
+    events = json_lines(sys.stdout) if args.events == "json" else None
+    agent = Agent(args.state, QrDecoder(), options=options, events=events)
+    return agent.run(open_source(args.source, fps=args.fps, loop=args.loop))
+
+
+def _status(args: argparse.Namespace) -> int:
+    enrollment = load_enrollment(args.state)
+    recorded, acked = Store(args.state / DATABASE_FILE).counts()
+    state = {
+        "device_id": enrollment.device_id,
+        "venue_id": enrollment.venue_id,
+        "host_url": enrollment.host_url,
+        "recorded": recorded,
+        "acknowledged": acked,
+        "pending": recorded - acked,
+    }
+    if args.json:
+        print(json.dumps(state))
+    else:
+        for name, value in state.items():
+            print(f"{name:>13}: {value}")
+    return 0

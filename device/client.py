@@ -1,0 +1,146 @@
+"""The device's HTTP client to the host: every request signed, the host's clock observed."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ValidationError
+
+from device.clock import DeviceClock
+from shared.auth import HEADER_SERVER_TIME, public_key_bytes, sign_request
+from shared.keys import b64url
+from shared.messages import (
+    API_PREFIX,
+    CheckInAck,
+    CheckInBatch,
+    DeviceConfig,
+    DeviceForm,
+    EnrollRequest,
+    EnrollResponse,
+    StatusRequest,
+    StatusResponse,
+)
+
+Reply = TypeVar("Reply", bound=BaseModel)
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+class HostError(Exception):
+    """The host could not be reached or refused; `retryable` says whether trying later helps."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status >= 500 or self.status == 429
+
+
+def _error_from(response: httpx.Response) -> HostError:
+    code = None
+    try:
+        body = response.json()
+        code = body.get("error") if isinstance(body, dict) else None
+        detail = body.get("detail") if isinstance(body, dict) else response.text
+    except ValueError:
+        detail = response.text[:200]
+    return HostError(
+        f"host answered {response.status_code} {code or ''}: {detail}".strip(),
+        status=response.status_code,
+        code=code,
+    )
+
+
+def _parse(model: type[Reply], response: httpx.Response) -> Reply:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as error:
+        raise HostError(f"host sent a malformed {model.__name__}: {error}") from None
+
+
+def enroll(
+    host_url: str,
+    token: str,
+    key: Ed25519PrivateKey,
+    *,
+    name: str,
+    form: DeviceForm,
+    transport: httpx.BaseTransport | None = None,
+) -> EnrollResponse:
+    """Enroll with a one-time token, registering this device's public key."""
+    request = EnrollRequest(
+        token=token, public_key=b64url(public_key_bytes(key.public_key())), name=name, form=form
+    )
+    with httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT, transport=transport) as http:
+        try:
+            response = http.post(
+                f"{API_PREFIX}/devices/enroll",
+                content=request.model_dump_json().encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as error:
+            raise HostError(f"cannot reach {host_url}: {error}") from None
+    if response.status_code != 201:
+        raise _error_from(response)
+    return _parse(EnrollResponse, response)
+
+
+class HostClient:
+    """Signed requests from one enrolled device; thread-safe (httpx.Client is)."""
+
+    def __init__(
+        self,
+        host_url: str,
+        device_id: str,
+        key: Ed25519PrivateKey,
+        clock: DeviceClock,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(base_url=host_url, timeout=timeout, transport=transport)
+        self._device_id = device_id
+        self._key = key
+        self._clock = clock
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, method: str, path: str, body: bytes) -> httpx.Response:
+        target = API_PREFIX + path
+        sent_ms = self._clock.now_ms()
+        headers = sign_request(
+            self._key, self._device_id, method=method, target=target, body=body, time_ms=sent_ms
+        )
+        headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.request(method, target, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            raise HostError(f"{method} {target}: {type(error).__name__}: {error}") from None
+        server_time = response.headers.get(HEADER_SERVER_TIME, "")
+        if server_time.isdigit():
+            self._clock.observe_host_time(int(server_time), sent_ms, self._clock.now_ms())
+        return response
+
+    def _call(self, method: str, path: str, body: bytes, reply: type[Reply]) -> Reply:
+        response = self._send(method, path, body)
+        if response.status_code == 401 and _error_from(response).code == "clock-skew":
+            # The host's time has just been observed; sign again with the corrected clock.
+            response = self._send(method, path, body)
+        if not response.is_success:
+            raise _error_from(response)
+        return _parse(reply, response)
+
+    def config(self) -> DeviceConfig:
+        return self._call("GET", "/device/config", b"", DeviceConfig)
+
+    def send_checkins(self, batch: CheckInBatch) -> CheckInAck:
+        return self._call("POST", "/device/checkins", batch.model_dump_json().encode(), CheckInAck)
+
+    def status(self, person_ref: str) -> StatusResponse:
+        body = StatusRequest(person_ref=person_ref).model_dump_json().encode()
+        return self._call("POST", "/device/status", body, StatusResponse)

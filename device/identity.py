@@ -1,0 +1,64 @@
+"""The device's own key pair and enrollment record, kept in its state directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+KEY_FILE = "device-key.pem"
+ENROLLMENT_FILE = "enrollment.json"
+
+
+class NotEnrolledError(RuntimeError):
+    """The state directory holds no enrollment: run `sentinel device enroll` first."""
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    device_id: str
+    venue_id: str
+    host_url: str
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, atomically."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
+def load_or_create_key(state_dir: Path) -> Ed25519PrivateKey:
+    """The device's private key; made here on first use, and never sent anywhere."""
+    path = state_dir / KEY_FILE
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} is not an Ed25519 private key")
+        return key
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_private(path, pem)
+    return key
+
+
+def save_enrollment(state_dir: Path, enrollment: Enrollment) -> None:
+    _write_private(state_dir / ENROLLMENT_FILE, json.dumps(asdict(enrollment)).encode())
+
+
+def load_enrollment(state_dir: Path) -> Enrollment:
+    path = state_dir / ENROLLMENT_FILE
+    if not path.exists():
+        raise NotEnrolledError(f"{state_dir} holds no enrollment; run `sentinel device enroll`")
+    return Enrollment(**json.loads(path.read_text()))

@@ -1,0 +1,123 @@
+"""Background sync: send pending check-ins in batches, back off with jitter, never block scans."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from device.client import HostClient, HostError
+from device.store import Store
+from shared.messages import CheckInBatch, DeviceConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: a random wait between half and all of base * 2**failures."""
+
+    base_seconds: float = 0.5
+    cap_seconds: float = 60.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(failures, 30))
+        return rng.uniform(ceiling / 2, ceiling)
+
+
+class Syncer:
+    """Runs in its own thread: uploads check-ins and refreshes the host configuration."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: HostClient,
+        *,
+        on_config: Callable[[DeviceConfig], None],
+        batch_size: int = 500,
+        idle_seconds: float = 2.0,
+        config_every_seconds: float = 300.0,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._on_config = on_config
+        self._batch_size = batch_size
+        self._idle_seconds = idle_seconds
+        self._config_every = config_every_seconds
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+        self.failures = 0
+        self.last_error: str | None = None
+        self.refused: str | None = None  # the host refuses this device (revoked, unknown)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def nudge(self) -> None:
+        """A check-in was recorded: sync soon rather than at the next idle tick."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def refresh_config(self) -> bool:
+        """Fetch the configuration now; False (and logged) when the host is unreachable."""
+        try:
+            config = self._client.config()
+        except HostError as error:
+            log.warning("config refresh failed: %s", error)
+            return False
+        self._store.save_config(config)
+        self._on_config(config)
+        return True
+
+    def sync_once(self) -> int:
+        """Send one batch; returns how many check-ins the host acknowledged."""
+        batch = self._store.pending(self._batch_size)
+        if not batch:
+            return 0
+        ack = self._client.send_checkins(CheckInBatch(checkins=batch))
+        sent = {checkin.id for checkin in batch}
+        acknowledged = [checkin_id for checkin_id in ack.acknowledged if checkin_id in sent]
+        self._store.mark_acked(acknowledged)
+        log.info("synced %d check-ins (%d new on host)", len(acknowledged), ack.inserted)
+        return len(acknowledged)
+
+    def _run(self) -> None:
+        config_due = time.monotonic()
+        while not self._stop.is_set():
+            wait = self._idle_seconds
+            try:
+                if time.monotonic() >= config_due and self.refresh_config():
+                    config_due = time.monotonic() + self._config_every
+                sent = self.sync_once()
+                self.failures = 0
+                self.last_error = None
+                self.refused = None
+                if sent == self._batch_size:
+                    wait = 0.0  # a backlog: go on at once
+            except HostError as error:
+                self.failures += 1
+                self.last_error = str(error)
+                if not error.retryable:
+                    self.refused = str(error)
+                    log.error("the host refuses this device: %s", error)
+                wait = self._backoff.delay(self.failures, self._rng)
+                log.warning(
+                    "sync failed (%d in a row), next try in %.1f s: %s", self.failures, wait, error
+                )
+                # While backing off, new check-ins do not cut the wait short; stopping does.
+                self._stop.wait(wait)
+                continue
+            self._wake.wait(wait)
+            self._wake.clear()

@@ -1,0 +1,209 @@
+"""The scan pipeline on real codes, a real decoder and a real SQLite store."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device.clock import DeviceClock
+from device.pipeline import REPEAT_REASON, Event, Pipeline, RepeatFilter, VenueState
+from device.store import Store
+from hardware.qr import QrDecoder
+from shared import healthcode
+from shared.healthcode import CodeKind, Colour, NucleicTest, TestResult
+from shared.keys import SigningKey, TrustStore
+from shared.policy import Outcome, VenueCategory, default_policy
+from shared.qrimage import qr_png
+
+
+class TrustedClock(DeviceClock):
+    """The real clock, marked trusted as if the host's time had been seen."""
+
+    def __init__(self, trusted: bool = True) -> None:
+        super().__init__(ntp_flag=Path("/nonexistent/ntp-flag"))
+        if trusted:
+            now = self.now_ms()
+            self.observe_host_time(now, now, now)
+
+
+def green_code(key: SigningKey, person_ref: str = "p_green", test_hours: float = 10) -> str:
+    now = datetime.now(UTC)
+    test = NucleicTest(now - timedelta(hours=test_hours), TestResult.NEGATIVE)
+    code = healthcode.new_code(
+        person_ref=person_ref, kind=CodeKind.DYNAMIC, colour=Colour.GREEN, test=test, now=now
+    )
+    return healthcode.issue(code, key)
+
+
+def frame_with(text: str) -> np.ndarray:
+    code = cv2.imdecode(np.frombuffer(qr_png(text), np.uint8), cv2.IMREAD_GRAYSCALE)
+    frame = np.full((720, 1280), 120, np.uint8)
+    frame[100 : 100 + code.shape[0], 400 : 400 + code.shape[1]] = code
+    return frame
+
+
+@pytest.fixture
+def told() -> list[Event]:
+    return []
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, trust: TrustStore, told: list[Event]) -> Pipeline:
+    venue = VenueState("v_1", default_policy(VenueCategory.PUBLIC_PLACE), trust)
+    return Pipeline(
+        QrDecoder(), Store(tmp_path / "s.db"), TrustedClock(), venue, feedback=told.append
+    )
+
+
+def test_green_code_in_a_frame_passes_and_is_recorded(
+    pipeline: Pipeline, health_key: SigningKey, told: list[Event], tmp_path: Path
+) -> None:
+    events = pipeline.process_image(frame_with(green_code(health_key)), "camera:0")
+    assert [event.decision.outcome for event in events] == [Outcome.PASS]
+    assert told == events
+    stored = Store(tmp_path / "s.db").pending(10)
+    assert [str(item.id) for item in stored] == [events[0].checkin_id]
+    assert stored[0].person_ref == "p_green"
+    assert stored[0].venue_id == "v_1"
+
+
+def test_feedback_comes_after_the_checkin_is_on_disk(
+    tmp_path: Path, trust: TrustStore, health_key: SigningKey
+) -> None:
+    store = Store(tmp_path / "s.db")
+    on_disk_when_told: list[int] = []
+
+    def feedback(event: Event) -> None:
+        on_disk_when_told.append(Store(tmp_path / "s.db").counts()[0])
+
+    venue = VenueState("v_1", default_policy(VenueCategory.PUBLIC_PLACE), trust)
+    Pipeline(QrDecoder(), store, TrustedClock(), venue, feedback=feedback).process_text(
+        green_code(health_key), "test"
+    )
+    assert on_disk_when_told == [1]
+
+
+def test_same_code_again_makes_no_second_checkin(
+    pipeline: Pipeline, health_key: SigningKey, tmp_path: Path
+) -> None:
+    text = green_code(health_key)
+    first = pipeline.process_text(text, "a")
+    again = pipeline.process_text(text, "b")
+    assert first.decision.outcome is Outcome.PASS
+    assert again.decision.outcome is Outcome.IGNORED
+    assert again.decision.reasons == (REPEAT_REASON,)
+    assert again.checkin_id is None
+    assert Store(tmp_path / "s.db").counts() == (1, 0)
+
+
+def test_a_fresh_code_of_the_same_person_is_a_repeat(
+    pipeline: Pipeline, health_key: SigningKey
+) -> None:
+    pipeline.process_text(green_code(health_key), "a")
+    assert pipeline.process_text(green_code(health_key), "b").decision.outcome is Outcome.IGNORED
+    other = pipeline.process_text(green_code(health_key, person_ref="p_other"), "c")
+    assert other.decision.outcome is Outcome.PASS
+
+
+def test_plain_text_is_ignored_and_not_recorded(pipeline: Pipeline, tmp_path: Path) -> None:
+    event = pipeline.process_text("just some text", "a")
+    assert event.decision.outcome is Outcome.IGNORED
+    assert Store(tmp_path / "s.db").counts() == (0, 0)
+
+
+def test_denials_and_referrals_are_recorded_too(
+    pipeline: Pipeline, health_key: SigningKey, tmp_path: Path
+) -> None:
+    stale = pipeline.process_text(green_code(health_key, "p_stale", test_hours=60), "a")
+    foreign = pipeline.process_text(green_code(SigningKey.generate(), "p_foreign"), "b")
+    assert stale.decision.outcome is Outcome.DENY
+    assert foreign.decision.outcome is Outcome.REFER
+    stored = {item.outcome: item for item in Store(tmp_path / "s.db").pending(10)}
+    assert stored[Outcome.DENY].person_ref == "p_stale"
+    assert stored[Outcome.REFER].person_ref is None  # an unverified subject is not kept
+
+
+def test_untrusted_clock_refers(tmp_path: Path, trust: TrustStore, health_key: SigningKey) -> None:
+    venue = VenueState("v_1", default_policy(VenueCategory.RESIDENTIAL), trust)
+    pipeline = Pipeline(
+        QrDecoder(),
+        Store(tmp_path / "s.db"),
+        TrustedClock(trusted=False),
+        venue,
+        feedback=lambda event: None,
+    )
+    event = pipeline.process_text(green_code(health_key), "a")
+    assert event.decision.outcome is Outcome.REFER
+    assert Store(tmp_path / "s.db").pending(1)[0].clock_trusted is False
+
+
+def test_before_any_configuration_nothing_passes(tmp_path: Path, health_key: SigningKey) -> None:
+    pipeline = Pipeline(
+        QrDecoder(),
+        Store(tmp_path / "s.db"),
+        TrustedClock(),
+        VenueState("v_1", None),
+        feedback=lambda event: None,
+    )
+    assert pipeline.process_text(green_code(health_key), "a").decision.outcome is Outcome.REFER
+
+
+def test_new_venue_configuration_applies_to_the_next_scan(
+    pipeline: Pipeline, trust: TrustStore, health_key: SigningKey
+) -> None:
+    stale = green_code(health_key, "p_stale", test_hours=60)
+    assert pipeline.process_text(stale, "a").decision.outcome is Outcome.DENY
+    pipeline.update_venue(VenueState("v_1", default_policy(VenueCategory.RESIDENTIAL), trust))
+    other = green_code(health_key, "p_stale2", test_hours=60)
+    assert pipeline.process_text(other, "b").decision.outcome is Outcome.PASS
+
+
+def test_repeat_filter_forgets_a_code_once_it_is_out_of_sight_for_the_window() -> None:
+    now = [0.0]
+    repeats = RepeatFilter(10, clock=lambda: now[0])
+    assert not repeats.seen_recently("a")
+    now[0] = 9.9
+    assert repeats.seen_recently("a")
+    assert not repeats.seen_recently("b")
+    now[0] = 19.0  # "a" held up since 0 but last seen at 9.9: still the same check-in
+    assert repeats.seen_recently("a")
+    now[0] = 29.5  # not seen for more than 10 s
+    assert not repeats.seen_recently("a")
+    assert not repeats.seen_recently("b")
+
+
+def test_clock_trust_and_offset(tmp_path: Path) -> None:
+    flag = tmp_path / "synchronized"
+    clock = DeviceClock(ntp_flag=flag)
+    assert not clock.trusted
+    flag.touch()
+    assert clock.trusted
+    skewed = DeviceClock(ntp_flag=tmp_path / "absent")
+    local = skewed.now_ms()
+    skewed.observe_host_time(local + 3_600_000, local, local)
+    assert skewed.trusted
+    assert abs(skewed.now_ms() - (local + 3_600_000)) < 1000
+    small = DeviceClock(ntp_flag=tmp_path / "absent")
+    local = small.now_ms()
+    small.observe_host_time(local + 500, local, local)
+    assert abs(small.now_ms() - local) < 400  # small differences are left to NTP
+
+
+def test_pipeline_is_safe_across_threads(
+    pipeline: Pipeline, health_key: SigningKey, tmp_path: Path
+) -> None:
+    texts = [green_code(health_key, f"p_{index}") for index in range(40)]
+    workers = [
+        threading.Thread(target=lambda part=part: [pipeline.process_text(t, "x") for t in part])
+        for part in (texts[:20], texts[20:])
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert Store(tmp_path / "s.db").counts() == (40, 0)
