@@ -81,7 +81,7 @@ class SignedRequest:
         time_text = lowered[HEADER_TIME.lower()]
         nonce = lowered[HEADER_NONCE.lower()]
         signature_text = lowered[HEADER_SIGNATURE.lower()]
-        if not time_text.isdigit() or len(time_text) > 16:
+        if not (time_text.isascii() and time_text.isdigit()) or len(time_text) > 16:
             raise AuthError("time header is not a millisecond timestamp")
         if not 16 <= len(nonce) <= 64:
             raise AuthError("nonce has the wrong length")
@@ -92,10 +92,17 @@ class SignedRequest:
         return cls(device_id, int(time_text), nonce, signature)
 
     def check(
-        self, public_key: Ed25519PublicKey, method: str, target: str, body: bytes, now_ms: int
+        self,
+        public_key: Ed25519PublicKey,
+        method: str,
+        target: str,
+        body: bytes,
+        now_ms: int,
+        *,
+        max_skew_ms: int = MAX_SKEW_MS,
     ) -> None:
         """Signature valid and time within the allowed skew; the nonce is the caller's to record."""
-        if abs(now_ms - self.time_ms) > MAX_SKEW_MS:
+        if abs(now_ms - self.time_ms) > max_skew_ms:
             raise AuthError(
                 f"clock-skew: request time is {(self.time_ms - now_ms) / 1000:+.0f} s off"
             )

@@ -160,7 +160,7 @@ def verify(cose: CoseSign1, trust: TrustStore, purpose: KeyPurpose) -> None:
     if not candidates:
         raise CredentialError(
             Stage.SIGNATURE,
-            f"untrusted signer: no {purpose.value} key with id {cose.kid.hex()}",
+            f"no {purpose.value} key with id {cose.kid.hex()}",
             untrusted_signer=True,
         )
     message = cose.to_be_signed()

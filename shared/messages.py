@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from shared.healthcode import CodeKind, Colour, TestResult
+from shared.healthcode import CodeKind, Colour, TestResult, normalise_id_number
 from shared.keys import KeyPurpose, TrustedKey, TrustStore, b64url_decode, key_id, load_public_key
 from shared.policy import Outcome, Policy, VenueCategory
 from shared.venuecode import BindingKind
@@ -15,6 +16,7 @@ from shared.verification import CredentialKind
 
 API_PREFIX = "/api/v1"
 MAX_BATCH = 1000
+Reason = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Message(BaseModel):
@@ -69,6 +71,13 @@ class PersonUpsert(Message):
     id_number: str = Field(min_length=6, max_length=40)
     colour: Colour
     test: NucleicTestIn | None = None
+
+    @field_validator("id_number")
+    @classmethod
+    def _long_enough_without_spaces(cls, value: str) -> str:
+        if len(normalise_id_number(value)) < 6:
+            raise ValueError("an ID number has at least 6 characters besides spaces")
+        return value
 
 
 class PeopleImport(Message):
@@ -169,14 +178,21 @@ class CheckIn(Message):
     """One decision at an entrance: pseudonymous, no identity data in clear."""
 
     id: UUID = Field(description="UUIDv7 made on the device; the idempotency key")
-    venue_id: str
+    venue_id: str = Field(min_length=1, max_length=64)
     scanned_at: AwareDatetime
     person_ref: str | None = Field(default=None, max_length=64)
     kind: CredentialKind
     outcome: Outcome
-    reasons: list[str] = Field(default_factory=list, max_length=16)
+    reasons: list[Reason] = Field(default_factory=list, max_length=16)
     temperature_c: float | None = Field(default=None, ge=25, le=45)
     clock_trusted: bool
+
+    @field_validator("outcome")
+    @classmethod
+    def _a_decision(cls, value: Outcome) -> Outcome:
+        if value is Outcome.IGNORED:
+            raise ValueError("an ignored scan is not a check-in")
+        return value
 
 
 class CheckInBatch(Message):

@@ -92,7 +92,7 @@ def read_url(text: str, trust: TrustStore) -> VenueCode:
     if not candidates:
         raise CredentialError(
             Stage.SIGNATURE,
-            f"untrusted signer: no venue key with id {kid.hex()}",
+            f"no venue key with id {kid.hex()}",
             untrusted_signer=True,
         )
     for candidate in candidates:

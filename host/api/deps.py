@@ -1,0 +1,130 @@
+"""Request dependencies: the host context, admin authentication and signed device requests."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from host.api.errors import ApiError
+from host.core.config import Settings
+from host.core.security import same_secret
+from host.signing import HostKeys
+from host.storage.base import DeviceRecord, Storage, VenueRecord
+from shared.auth import AuthError, SignedRequest, load_device_public_key
+
+
+@dataclass
+class HostContext:
+    """What every request needs: settings, storage and keys; one per app."""
+
+    settings: Settings
+    storage: Storage
+    keys: HostKeys
+    _next_purge_ms: int = field(default=0, init=False)
+    _purge_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def purge_nonces_now_and_then(self, now_ms: int) -> None:
+        """Forget nonces too old to replay: a request is refused beyond the skew either way."""
+        with self._purge_lock:
+            if now_ms < self._next_purge_ms:
+                return
+            self._next_purge_ms = now_ms + int(self.settings.nonce_purge_interval_s * 1000)
+        self.storage.purge_nonces(now_ms - 2 * self.settings.max_skew_ms)
+
+
+async def get_context(request: Request) -> HostContext:
+    return request.app.state.context
+
+
+Context = Annotated[HostContext, Depends(get_context)]
+
+
+def require_venue(context: HostContext, venue_id: str) -> VenueRecord:
+    venue = context.storage.get_venue(venue_id)
+    if venue is None:
+        raise ApiError(404, "unknown-venue", f"no venue {venue_id}")
+    return venue
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def require_admin(
+    context: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """The admin token as a bearer token, compared in constant time."""
+    if credentials is None or not same_secret(
+        credentials.credentials, context.settings.admin_token
+    ):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "an admin bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+async def read_body(request: Request, context: Context) -> bytes:
+    """The raw body, which the signature covers; refused (413) beyond the configured size."""
+    limit = context.settings.max_device_body_bytes
+    declared = request.headers.get("content-length", "")
+    too_large = ApiError(413, "too-large", f"a device request body is at most {limit} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """An authenticated device request: who sent it, its body, and the host time it arrived."""
+
+    device: DeviceRecord
+    body: bytes
+    now_ms: int
+
+
+def authenticated_device(
+    request: Request, context: Context, body: Annotated[bytes, Depends(read_body)]
+) -> DeviceRequest:
+    """Check the signature, the clock skew and the nonce of a device request."""
+    now_ms = context.settings.now_ms()
+    try:
+        signed = SignedRequest.from_headers(request.headers)
+    except AuthError as error:
+        raise ApiError(401, "bad-request-auth", str(error)) from None
+    device = context.storage.get_device(signed.device_id)
+    if device is None:
+        raise ApiError(401, "unknown-device", "this device is not enrolled")
+    if device.revoked:
+        raise ApiError(403, "device-revoked", "this device has been revoked")
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        signed.check(
+            load_device_public_key(device.public_key),
+            request.method,
+            target,
+            body,
+            now_ms,
+            max_skew_ms=context.settings.max_skew_ms,
+        )
+    except AuthError as error:
+        message = str(error)
+        code = "clock-skew" if message.split(":", 1)[0] == "clock-skew" else "bad-signature"
+        raise ApiError(401, code, message) from None
+    if not context.storage.accept_nonce(device.id, signed.nonce, now_ms):
+        raise ApiError(401, "replay", "this request was already received")
+    context.purge_nonces_now_and_then(now_ms)
+    return DeviceRequest(device, body, now_ms)
+
+
+SignedDevice = Annotated[DeviceRequest, Depends(authenticated_device)]

@@ -1,0 +1,1 @@
+"""Route modules: admin, device and public endpoints."""

@@ -1,0 +1,114 @@
+"""Device endpoints: enrollment with a one-time token, then signed config, check-ins and checks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from host.api.deps import Context, HostContext, SignedDevice, require_venue
+from host.api.errors import ApiError
+from host.api.parsing import StrictJsonRoute, parse_body
+from host.core.security import random_id, token_hash
+from host.core.times import from_ms
+from host.storage.base import DeviceRecord, EnrollmentRefused
+from shared.auth import load_device_public_key, public_key_bytes
+from shared.keys import b64url
+from shared.messages import (
+    CheckInAck,
+    CheckInBatch,
+    DeviceConfig,
+    EnrollRequest,
+    EnrollResponse,
+    StatusRequest,
+    StatusResponse,
+    VerifyRequest,
+    VerifyResponse,
+)
+from shared.verification import assess
+
+router = APIRouter(tags=["devices"], route_class=StrictJsonRoute)
+
+
+def _config(context: HostContext, device: DeviceRecord, now_ms: int) -> DeviceConfig:
+    venue = require_venue(context, device.venue_id)
+    return DeviceConfig(
+        device_id=device.id,
+        venue=venue.message(),
+        policy=venue.effective_policy(),
+        keys=context.keys.published,
+        server_time=from_ms(now_ms),
+    )
+
+
+@router.post("/devices/enroll", status_code=201)
+def enroll(body: EnrollRequest, context: Context) -> EnrollResponse:
+    """Enroll a device with its own public key; the one-time token is the credential."""
+    try:
+        public_key = load_device_public_key(body.public_key)
+    except ValueError as error:
+        raise ApiError(422, "bad-public-key", f"not an Ed25519 public key: {error}") from None
+    now_ms = context.settings.now_ms()
+    try:
+        device = context.storage.enroll_device(
+            token_hash(body.token),
+            device_id=random_id("d_", 16),
+            name=body.name,
+            form=body.form,
+            public_key=b64url(public_key_bytes(public_key)),
+            now_ms=now_ms,
+        )
+    except EnrollmentRefused as refusal:
+        raise ApiError(401, refusal.code, refusal.detail) from None
+    return EnrollResponse(device_id=device.id, config=_config(context, device, now_ms))
+
+
+@router.get("/device/config")
+def config(signed: SignedDevice, context: Context) -> DeviceConfig:
+    return _config(context, signed.device, signed.now_ms)
+
+
+@router.post("/device/checkins")
+def checkins(signed: SignedDevice, context: Context) -> CheckInAck:
+    """Store a batch idempotently (by check-in id); every id acknowledged is durably stored."""
+    batch = parse_body(CheckInBatch, signed.body)
+    venue_id = signed.device.venue_id
+    if any(checkin.venue_id != venue_id for checkin in batch.checkins):
+        raise ApiError(422, "venue-mismatch", f"this device checks people in at {venue_id} only")
+    inserted = context.storage.add_checkins(
+        signed.device.id, venue_id, signed.now_ms, batch.checkins
+    )
+    return CheckInAck(
+        acknowledged=list(dict.fromkeys(checkin.id for checkin in batch.checkins)),
+        inserted=inserted,
+        duplicates=len(batch.checkins) - inserted,
+    )
+
+
+@router.post("/device/status")
+def status(signed: SignedDevice, context: Context) -> StatusResponse:
+    """The current status behind a paper code's person reference."""
+    asked = parse_body(StatusRequest, signed.body)
+    person = context.storage.get_person(asked.person_ref)
+    if person is None:
+        return StatusResponse(person_ref=asked.person_ref, known=False)
+    return person.status()
+
+
+@router.post("/device/verify")
+def verify(signed: SignedDevice, context: Context) -> VerifyResponse:
+    """Online verification: the device's own assessment, with the host's keys and clock."""
+    asked = parse_body(VerifyRequest, signed.body)
+    venue = require_venue(context, signed.device.venue_id)
+    assessment = assess(
+        asked.text,
+        trust=context.keys.trust,
+        policy=venue.effective_policy(),
+        now=from_ms(signed.now_ms),
+        clock_trusted=True,
+        temperature_c=asked.temperature_c,
+    )
+    return VerifyResponse(
+        kind=assessment.kind,
+        outcome=assessment.decision.outcome,
+        reasons=list(assessment.decision.reasons),
+        person_ref=assessment.verified_subject,
+    )

@@ -1,0 +1,1 @@
+"""Host configuration and small helpers shared by the API and storage layers."""

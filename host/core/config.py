@@ -1,0 +1,43 @@
+"""The host's settings: where its database lives, its public URL, admin token and clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.auth import MAX_SKEW_MS
+
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `create_app` needs; `clock` returns Unix seconds and is injectable in tests."""
+
+    db_path: Path
+    public_url: str  # base of the URLs printed in venue codes, e.g. https://sentinel.example.org
+    admin_token: str = field(repr=False)
+    clock: Callable[[], float] = time.time
+    max_device_body_bytes: int = 4 * 1024 * 1024
+    nonce_purge_interval_s: float = 60.0
+    max_skew_ms: int = MAX_SKEW_MS  # device requests further off than this are refused
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.public_url)
+        if parts.scheme != "https" or not parts.netloc:
+            raise ValueError("public_url must be an https URL: phones only open https venue codes")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise ValueError("public_url must be a bare origin (venue codes live at /v/...)")
+        object.__setattr__(self, "public_url", f"{parts.scheme}://{parts.netloc}")
+        if len(self.admin_token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(f"admin token must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)

@@ -1,0 +1,215 @@
+"""The storage interface the API runs on: records, refusals, and one abstract `Storage`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from host.core.times import from_ms
+from shared.healthcode import Colour, NucleicTest
+from shared.messages import (
+    CheckIn,
+    DeviceForm,
+    DeviceInfo,
+    HostStats,
+    NucleicTestIn,
+    PersonOut,
+    StatusResponse,
+    Venue,
+)
+from shared.policy import Policy, VenueCategory, default_policy
+
+SCHEMA_VERSION = 1
+
+
+class EnrollmentRefused(Exception):
+    """An enrollment token cannot be used; `code` is bad-token, token-used or token-expired."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class VenueRecord:
+    id: str
+    name: str
+    address: str
+    category: VenueCategory
+    code_url: str  # signed once at creation, so the fixed code never changes
+    policy: Policy | None  # None: the category's default policy
+    created_at_ms: int
+
+    def message(self) -> Venue:
+        return Venue(
+            id=self.id,
+            name=self.name,
+            address=self.address,
+            category=self.category,
+            code_url=self.code_url,
+        )
+
+    def effective_policy(self) -> Policy:
+        return self.policy if self.policy is not None else default_policy(self.category)
+
+
+def nucleic_test_message(test: NucleicTest | None) -> NucleicTestIn | None:
+    return None if test is None else NucleicTestIn(sampled_at=test.sampled_at, result=test.result)
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """A person as stored: a pseudonymous ref and a keyed hash of the ID number, not the number."""
+
+    person_ref: str
+    id_hmac: bytes
+    colour: Colour
+    test: NucleicTest | None
+    updated_at_ms: int
+
+    def message(self) -> PersonOut:
+        return PersonOut(
+            person_ref=self.person_ref,
+            colour=self.colour,
+            test=nucleic_test_message(self.test),
+            updated_at=from_ms(self.updated_at_ms),
+        )
+
+    def status(self) -> StatusResponse:
+        return StatusResponse(
+            person_ref=self.person_ref,
+            known=True,
+            colour=self.colour,
+            test=nucleic_test_message(self.test),
+            updated_at=from_ms(self.updated_at_ms),
+        )
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    id: str
+    name: str
+    form: DeviceForm
+    venue_id: str
+    public_key: str  # base64url of the raw Ed25519 public key
+    enrolled_at_ms: int
+    last_seen_at_ms: int | None
+    revoked_at_ms: int | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at_ms is not None
+
+    def message(self) -> DeviceInfo:
+        return DeviceInfo(
+            id=self.id,
+            name=self.name,
+            form=self.form,
+            venue_id=self.venue_id,
+            enrolled_at=from_ms(self.enrolled_at_ms),
+            last_seen_at=None if self.last_seen_at_ms is None else from_ms(self.last_seen_at_ms),
+            revoked=self.revoked,
+        )
+
+
+@dataclass(frozen=True)
+class HourCount:
+    hour_ms: int  # start of the UTC hour
+    total: int
+    passed: int
+    denied: int
+    referred: int
+
+
+class Storage(ABC):
+    """All the host's state. Times are integer Unix milliseconds, UTC; methods are thread-safe."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # ---- host secrets ------------------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """The secret stored under `name`; on first use store `make()` (first writer wins)."""
+
+    # ---- venues ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_venue(self, venue: VenueRecord) -> None: ...
+
+    @abstractmethod
+    def get_venue(self, venue_id: str) -> VenueRecord | None: ...
+
+    @abstractmethod
+    def list_venues(self) -> list[VenueRecord]: ...
+
+    @abstractmethod
+    def set_venue_policy(self, venue_id: str, policy: Policy) -> None: ...
+
+    # ---- people ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def upsert_people(self, people: Sequence[PersonRecord]) -> list[PersonRecord]:
+        """Insert or update by `id_hmac`, in one transaction; results in input order.
+
+        An existing person keeps their `person_ref`; colour and `updated_at` are replaced; the
+        stored test is replaced only by a test sampled at the same time or later.
+        """
+
+    @abstractmethod
+    def get_person(self, person_ref: str) -> PersonRecord | None: ...
+
+    # ---- devices -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_enrollment_token(
+        self, token_hash: bytes, venue_id: str, created_at_ms: int, expires_at_ms: int
+    ) -> None: ...
+
+    @abstractmethod
+    def enroll_device(
+        self,
+        token_hash: bytes,
+        *,
+        device_id: str,
+        name: str,
+        form: DeviceForm,
+        public_key: str,
+        now_ms: int,
+    ) -> DeviceRecord:
+        """Use up a token and add the device for its venue, atomically; or `EnrollmentRefused`."""
+
+    @abstractmethod
+    def get_device(self, device_id: str) -> DeviceRecord | None: ...
+
+    @abstractmethod
+    def list_devices(self) -> list[DeviceRecord]: ...
+
+    @abstractmethod
+    def revoke_device(self, device_id: str, now_ms: int) -> DeviceRecord | None:
+        """Mark a device revoked (the first revocation time stays); None if it is unknown."""
+
+    @abstractmethod
+    def accept_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
+        """Record a request nonce and the device's last-seen time; False if the nonce was seen."""
+
+    @abstractmethod
+    def purge_nonces(self, before_ms: int) -> int: ...
+
+    # ---- check-ins ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_checkins(
+        self, device_id: str, venue_id: str, received_at_ms: int, checkins: Sequence[CheckIn]
+    ) -> int:
+        """Store a batch in one transaction, skipping ids already stored; how many were new."""
+
+    @abstractmethod
+    def hourly_counts(self, venue_id: str, since_ms: int, until_ms: int) -> list[HourCount]:
+        """Check-ins per UTC hour of `scanned_at` in [since, until), hours with none left out."""
+
+    @abstractmethod
+    def stats(self) -> HostStats: ...

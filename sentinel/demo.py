@@ -1,0 +1,499 @@
+"""A whole check-in cycle on one machine: a host, two enrolled kiosks, codes shown to their cameras.
+
+The demo starts `sentinel host serve` on 127.0.0.1 with a fresh SQLite database, registers a
+public venue and a residential compound, imports people, enrolls one kiosk at each venue through
+the real enrollment path, renders camera frames holding real codes issued by the host (and a
+forged, a foreign and a plain-text one), runs `sentinel device run` over them as separate
+processes, waits for the kiosks to sync, and prints what each kiosk decided and what the host holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import cv2
+import httpx
+import numpy as np
+
+from shared import healthcode
+from shared.envelope import base45, inflate, parse_cose, wrap
+from shared.healthcode import CLAIM_KEY, CodeKind, Colour, NucleicTest, TestResult
+from shared.keys import SigningKey
+from shared.messages import (
+    API_PREFIX,
+    EnrollmentToken,
+    HostStats,
+    HourlyCount,
+    IssuedCode,
+    PeopleImported,
+    Venue,
+)
+from shared.qrimage import qr_png
+
+FRAME_SIZE = (1280, 720)
+HOST_START_SECONDS = 30.0
+# Printed in venue codes, which phones open; the demo's host itself listens on 127.0.0.1.
+DEMO_PUBLIC_URL = "https://sentinel.example.org"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One person at one entrance; `expect` is what a correct kiosk must decide."""
+
+    name: str
+    venue: str  # "public" or "residential"
+    expect: tuple[str, ...]
+
+
+CASES = (
+    Case("green", "public", ("pass",)),
+    Case("stale-test", "public", ("deny", "refer")),
+    Case("stale-test-residential", "residential", ("pass",)),
+    Case("yellow", "public", ("deny", "refer")),
+    Case("red", "public", ("deny", "refer")),
+    Case("expired", "public", ("deny", "refer")),
+    Case("forged", "public", ("deny", "refer")),
+    Case("foreign-issuer", "public", ("deny", "refer")),
+    Case("not-a-code", "public", ("ignored",)),
+    Case("repeat", "public", ("ignored",)),
+)
+# The order the kiosk sees them: the repeat comes right after the code it repeats.
+SHOWN_ORDER = (
+    "green",
+    "repeat",
+    "stale-test",
+    "yellow",
+    "red",
+    "expired",
+    "forged",
+    "foreign-issuer",
+    "not-a-code",
+    "stale-test-residential",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the host database, kiosk state and frames here (default: a temp dir)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=2022, help="seed for the simulated camera noise"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def sentinel_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sentinel", *args]
+
+
+class HostProcess:
+    """`sentinel host serve` as a child process on 127.0.0.1, which can be killed and restarted."""
+
+    def __init__(self, workdir: Path, port: int, admin_token: str) -> None:
+        self.workdir = workdir
+        self.url = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.token_file = workdir / "admin-token"
+        self.token_file.write_text(admin_token)
+        self.token_file.chmod(0o600)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the host and return once it answers its health check."""
+        with (self.workdir / "host.log").open("a") as log:
+            self.process = subprocess.Popen(
+                sentinel_command(
+                    "host",
+                    "serve",
+                    "--db",
+                    str(self.workdir / "host.db"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--public-url",
+                    DEMO_PUBLIC_URL,
+                    "--admin-token-file",
+                    str(self.token_file),
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + HOST_START_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"host exited with {self.process.returncode}; see {self.workdir / 'host.log'}"
+                )
+            try:
+                if httpx.get(f"{self.url}{API_PREFIX}/health", timeout=1).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"host did not answer within {HOST_START_SECONDS:.0f} s")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: the host dies mid-whatever, as in a power cut."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def running_host(workdir: Path, admin_token: str) -> Iterator[HostProcess]:
+    host = HostProcess(workdir, free_port(), admin_token)
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+class Admin:
+    """The host operator's side of the demo, over the real admin API."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.http = httpx.Client(
+            base_url=url + API_PREFIX, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    def _post(self, path: str, body: dict[str, Any], **params: str) -> httpx.Response:
+        response = self.http.post(path, json=body, params=params)
+        if not response.is_success:
+            raise RuntimeError(f"POST {path}: {response.status_code} {response.text}")
+        return response
+
+    def venue(self, name: str, address: str, category: str) -> Venue:
+        body = {"name": name, "address": address, "category": category}
+        return Venue.model_validate_json(self._post("/admin/venues", body).content)
+
+    def person(self, id_number: str, colour: str, test_hours_ago: float | None) -> str:
+        person: dict[str, Any] = {"id_number": id_number, "colour": colour}
+        if test_hours_ago is not None:
+            sampled = datetime.now(UTC) - timedelta(hours=test_hours_ago)
+            person["test"] = {"sampled_at": sampled.isoformat(), "result": "negative"}
+        imported = PeopleImported.model_validate_json(
+            self._post("/admin/people", {"people": [person]}).content
+        )
+        return imported.people[0].person_ref
+
+    def code(self, person_ref: str, ttl_seconds: int | None = None) -> IssuedCode:
+        body: dict[str, Any] = {"kind": "dynamic"}
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = ttl_seconds
+        return IssuedCode.model_validate_json(
+            self._post(f"/admin/people/{person_ref}/codes", body).content
+        )
+
+    def code_png(self, person_ref: str) -> bytes:
+        return self._post(
+            f"/admin/people/{person_ref}/codes", {"kind": "dynamic"}, format="png"
+        ).content
+
+    def enrollment_token(self, venue_id: str) -> str:
+        body = {"venue_id": venue_id, "ttl_seconds": 600}
+        return EnrollmentToken.model_validate_json(
+            self._post("/admin/enrollment-tokens", body).content
+        ).token
+
+    def stats(self) -> HostStats:
+        return HostStats.model_validate_json(self.http.get("/admin/stats").content)
+
+    def counts(self, venue_id: str) -> list[HourlyCount]:
+        response = self.http.get(f"/admin/venues/{venue_id}/counts")
+        return [HourlyCount.model_validate(item) for item in response.json()]
+
+
+def forge(text: str) -> str:
+    """A red code turned green by editing its claims: the signature no longer matches."""
+    cose = parse_cose(inflate(base45(text[len(healthcode.PREFIX) :])))
+    claims = cbor2.loads(cose.payload)
+    claims[CLAIM_KEY]["c"] = Colour.GREEN.value
+    forged = [cose.protected, cose.unprotected, cbor2.dumps(claims), cose.signature]
+    return wrap(healthcode.PREFIX, cbor2.dumps(cbor2.CBORTag(18, forged)))
+
+
+def foreign_code(person_ref: str) -> str:
+    """A well-formed green code signed by a key that no kiosk trusts."""
+    now = datetime.now(UTC)
+    test = NucleicTest(now - timedelta(hours=5), TestResult.NEGATIVE)
+    code = healthcode.new_code(
+        person_ref=person_ref,
+        kind=CodeKind.DYNAMIC,
+        colour=Colour.GREEN,
+        test=test,
+        now=now,
+        issuer="elsewhere",
+    )
+    return healthcode.issue(code, SigningKey.generate())
+
+
+def camera_frame(png: bytes | None, rng: np.random.Generator) -> np.ndarray:
+    """A 1280x720 camera view: a phone screen held up with a code on it, blur and sensor noise."""
+    width, height = FRAME_SIZE
+    frame = np.full((height, width, 3), (92, 84, 78), np.uint8)
+    if png is not None:
+        code = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        side = 400
+        code = cv2.resize(code, (side, side), interpolation=cv2.INTER_NEAREST)
+        left = width // 2 - 230 + int(rng.integers(-40, 40))
+        top = height // 2 - 300 + int(rng.integers(-20, 20))
+        cv2.rectangle(
+            frame, (left - 40, top - 80), (left + side + 40, top + side + 180), (25, 25, 25), -1
+        )
+        frame[top : top + side, left : left + side] = code[:, :, None]
+    frame = cv2.GaussianBlur(frame, (3, 3), 0.8)
+    noise = rng.normal(0, 4, frame.shape)
+    return np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Kiosk:
+    venue: Venue
+    state: Path
+    frames: Path
+
+
+def enroll(host_url: str, admin: Admin, venue: Venue, workdir: Path, label: str) -> Kiosk:
+    state = workdir / f"kiosk-{label}"
+    token = admin.enrollment_token(venue.id)
+    subprocess.run(
+        sentinel_command(
+            "device",
+            "enroll",
+            "--host",
+            host_url,
+            "--token",
+            token,
+            "--state",
+            str(state),
+            "--name",
+            f"demo-{label}",
+        ),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    frames = workdir / f"frames-{label}"
+    frames.mkdir()
+    return Kiosk(venue, state, frames)
+
+
+def run_kiosk(kiosk: Kiosk, workdir: Path, label: str) -> list[dict[str, Any]]:
+    with (workdir / f"kiosk-{label}.log").open("w") as log:
+        result = subprocess.run(
+            sentinel_command(
+                "device",
+                "run",
+                "--state",
+                str(kiosk.state),
+                "--source",
+                str(kiosk.frames),
+                "--events",
+                "json",
+                "--exit-when-done",
+                "--drain-timeout",
+                "30",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"kiosk {label} exited {result.returncode}; see kiosk-{label}.log")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def kiosk_counts(kiosk: Kiosk) -> dict[str, int]:
+    result = subprocess.run(
+        sentinel_command("device", "status", "--state", str(kiosk.state), "--json"),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout)
+
+
+def run_demo(workdir: Path, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    admin_token = os.urandom(24).hex()
+    with running_host(workdir, admin_token) as host:
+        url = host.url
+        admin = Admin(url, admin_token)
+        public = admin.venue("Central Library", "1 Library Road", "public_place")
+        residential = admin.venue("Riverside Compound", "88 River Street", "residential")
+        people = {
+            "green": admin.person("110101199003071234", "green", 10),
+            "stale": admin.person("110101198512125678", "green", 60),
+            "yellow": admin.person("110101197001019012", "yellow", 10),
+            "red": admin.person("11010120000202345X", "red", 10),
+        }
+        kiosks = {
+            "public": enroll(url, admin, public, workdir, "public"),
+            "residential": enroll(url, admin, residential, workdir, "residential"),
+        }
+        expired = admin.code(people["green"], ttl_seconds=1)
+        green_png = admin.code_png(people["green"])
+        pictures: dict[str, bytes | None] = {
+            "green": green_png,
+            "repeat": green_png,
+            "stale-test": admin.code_png(people["stale"]),
+            "stale-test-residential": admin.code_png(people["stale"]),
+            "yellow": admin.code_png(people["yellow"]),
+            "red": admin.code_png(people["red"]),
+            "expired": qr_png(expired.text),
+            "forged": qr_png(forge(admin.code(people["red"]).text)),
+            "foreign-issuer": qr_png(foreign_code(people["green"])),
+            "not-a-code": qr_png("Welcome to Central Library. Wi-Fi: library-guest"),
+        }
+        venue_of = {case.name: case.venue for case in CASES}
+        cv2.imwrite(str(kiosks["public"].frames / "00-nobody.png"), camera_frame(None, rng))
+        for position, name in enumerate(SHOWN_ORDER, start=1):
+            path = kiosks[venue_of[name]].frames / f"{position:02d}-{name}.png"
+            cv2.imwrite(str(path), camera_frame(pictures[name], rng))
+        # The expired case is a real code whose few seconds of life have run out.
+        time.sleep(max(0.0, (expired.expires_at - datetime.now(UTC)).total_seconds() + 0.2))
+        events = {label: run_kiosk(kiosk, workdir, label) for label, kiosk in kiosks.items()}
+        stats = admin.stats()
+        counts = {label: admin.counts(kiosk.venue.id) for label, kiosk in kiosks.items()}
+    by_case = {
+        Path(event["origin"]).stem.split("-", 1)[1]: event
+        for label_events in events.values()
+        for event in label_events
+    }
+    decisions = []
+    for case in CASES:
+        event = by_case.get(case.name)
+        decision = event["decision"] if event else "unseen"
+        decisions.append(
+            {
+                "case": case.name,
+                "venue": case.venue,
+                "decision": decision,
+                "reasons": event["reasons"] if event else ["the kiosk did not read this frame"],
+                "as_expected": decision in case.expect,
+            }
+        )
+    device_counts = [kiosk_counts(kiosk) for kiosk in kiosks.values()]
+    return {
+        "decisions": decisions,
+        "recorded": sum(item["recorded"] for item in device_counts),
+        "synced": sum(item["acknowledged"] for item in device_counts),
+        "host_checkins": stats.checkins,
+        "hourly": {
+            label: [count.model_dump(mode="json") for count in venue_counts]
+            for label, venue_counts in counts.items()
+        },
+    }
+
+
+def expectations_met(result: dict[str, Any]) -> bool:
+    return all(item["as_expected"] for item in result["decisions"]) and (
+        result["recorded"] == result["synced"] == result["host_checkins"] > 0
+    )
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    rows = [("case", "venue", "decision", "reasons")]
+    rows += [
+        (
+            item["case"] + ("" if item["as_expected"] else "  (UNEXPECTED)"),
+            item["venue"],
+            item["decision"],
+            "; ".join(item["reasons"]),
+        )
+        for item in result["decisions"]
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]
+        )
+    print()
+    print(
+        f"kiosks recorded {result['recorded']} check-ins, the host acknowledged "
+        f"{result['synced']}, the host holds {result['host_checkins']}"
+    )
+    print()
+    print("host: check-ins per venue and hour (UTC)")
+    print(f"  {'venue':<12} {'hour':<26} {'total':>5} {'pass':>5} {'deny':>5} {'refer':>5}")
+    for label, hours in result["hourly"].items():
+        for hour in hours:
+            print(
+                f"  {label:<12} {hour['hour']:<26} {hour['total']:>5} {hour['passed']:>5} "
+                f"{hour['denied']:>5} {hour['referred']:>5}"
+            )
+
+
+@contextmanager
+def demo_workdir(keep: Path | None) -> Iterator[Path]:
+    """The given directory, emptied first and kept; otherwise a temporary one."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="sentinel-demo-") as temporary:
+            yield Path(temporary)
+        return
+    if keep.exists():
+        shutil.rmtree(keep)
+    keep.mkdir(parents=True)
+    yield keep
+
+
+def run(args: argparse.Namespace) -> int:
+    with demo_workdir(args.workdir) as workdir:
+        try:
+            result = run_demo(workdir, args.seed)
+        except (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError) as error:
+            hint = (
+                f"logs are in {workdir}" if args.workdir else "run with --workdir DIR to keep logs"
+            )
+            print(f"sentinel demo failed: {error} ({hint})", file=sys.stderr)
+            return 1
+    if args.json:
+        keys = ("decisions", "recorded", "synced", "host_checkins")
+        print(json.dumps({key: result[key] for key in keys}))
+    else:
+        print_tables(result)
+    return 0 if expectations_met(result) else 1

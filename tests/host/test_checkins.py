@@ -1,0 +1,262 @@
+"""Check-in ingest (idempotent), hourly counts, and the online status and verify endpoints."""
+
+import sqlite3
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+
+from host.core.config import Settings
+from tests.host.conftest import ID_NUMBER, START, Admin, Clock, Device
+
+
+def stored_checkins(settings: Settings) -> int:
+    with sqlite3.connect(settings.db_path) as db:
+        return db.execute("SELECT COUNT(*) FROM checkins").fetchone()[0]
+
+
+def post(device: Device, clock: Clock, checkins: list[dict]):
+    return device.request(
+        "POST", "/device/checkins", json_body={"checkins": checkins}, time_ms=clock.ms()
+    )
+
+
+# ---- ingest -------------------------------------------------------------------------------
+
+
+def test_a_batch_sent_twice_is_stored_once(device: Device, clock: Clock, settings: Settings):
+    batch = [device.checkin(person_ref=f"p_{i}") for i in range(50)]
+    first = post(device, clock, batch)
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "acknowledged": [c["id"] for c in batch],
+        "inserted": 50,
+        "duplicates": 0,
+    }
+    again = post(device, clock, batch)
+    assert again.json() == {
+        "acknowledged": [c["id"] for c in batch],
+        "inserted": 0,
+        "duplicates": 50,
+    }
+    assert stored_checkins(settings) == 50
+
+    overlapping = batch[25:] + [device.checkin() for _ in range(10)]
+    third = post(device, clock, overlapping).json()
+    assert (third["inserted"], third["duplicates"]) == (10, 25)
+    assert stored_checkins(settings) == 60
+
+
+def test_an_id_repeated_in_one_batch_is_acknowledged_once(device: Device, clock: Clock):
+    checkin = device.checkin()
+    ack = post(device, clock, [checkin, checkin]).json()
+    assert ack == {"acknowledged": [checkin["id"]], "inserted": 1, "duplicates": 1}
+
+
+def test_check_ins_are_stored_as_sent(device: Device, clock: Clock, settings: Settings):
+    checkin = device.checkin(
+        person_ref="p_abc",
+        outcome="deny",
+        reasons=["fever: 37.9 °C, limit 37.3 °C"],
+        temperature_c=37.9,
+        clock_trusted=False,
+        scanned_at="2022-05-01T16:30:00.250+08:00",
+    )
+    clock.advance(3)
+    post(device, clock, [checkin])
+    with sqlite3.connect(settings.db_path) as db:
+        row = db.execute(
+            "SELECT id, device_id, venue_id, scanned_at, person_ref, kind, outcome, reasons,"
+            " temperature_c, clock_trusted, received_at FROM checkins"
+        ).fetchone()
+    assert row == (
+        UUID(checkin["id"]).bytes,
+        device.device_id,
+        device.venue_id,
+        int(START.timestamp() * 1000) + 250,
+        "p_abc",
+        "health",
+        "deny",
+        '["fever: 37.9 °C, limit 37.3 °C"]',
+        37.9,
+        0,
+        clock.ms(),
+    )
+
+
+def test_a_check_in_for_another_venue_refuses_the_whole_batch(
+    admin: Admin, device: Device, clock: Clock, settings: Settings
+):
+    other = admin.venue("Elsewhere")
+    batch = [device.checkin(), device.checkin(venue_id=other["id"])]
+    response = post(device, clock, batch)
+    assert (response.status_code, response.json()["error"]) == (422, "venue-mismatch")
+    assert stored_checkins(settings) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b'{"checkins": []}', 422, "invalid-request"),
+        (b'{"checkins": [{"id": "not-a-uuid"}]}', 422, "invalid-request"),
+        (b'{"checkins": ', 400, "bad-json"),
+        (b"", 400, "bad-json"),
+    ],
+)
+def test_a_malformed_batch_is_an_error_body(
+    device: Device, clock: Clock, body: bytes, status: int, error: str
+):
+    response = device.request("POST", "/device/checkins", content=body, time_ms=clock.ms())
+    assert response.status_code == status
+    assert response.json().keys() == {"error", "detail"}
+    assert response.json()["error"] == error
+
+
+def test_a_naive_scan_time_is_refused(device: Device, clock: Clock):
+    response = post(device, clock, [device.checkin(scanned_at="2022-05-01T08:30:00")])
+    assert (response.status_code, response.json()["error"]) == (422, "invalid-request")
+    assert "scanned_at" in response.json()["detail"]
+
+
+# ---- hourly counts ------------------------------------------------------------------------
+
+
+def test_hourly_counts_per_outcome(admin: Admin, device: Device, clock: Clock):
+    def at(minutes: int, outcome: str) -> dict:
+        return device.checkin(
+            scanned_at=(START + timedelta(minutes=minutes)).isoformat(), outcome=outcome
+        )
+
+    # START is 08:30 UTC: 08:xx, 09:xx, 11:xx; none at 10:xx.
+    batch = [
+        at(0, "pass"),
+        at(10, "pass"),
+        at(29, "deny"),
+        at(30, "refer"),
+        at(45, "pass"),
+        at(150, "refer"),
+        at(-600, "pass"),  # the evening before
+    ]
+    post(device, clock, batch)
+    other = Device.enroll(admin.client, admin.token(admin.venue("Elsewhere")["id"]))
+    post(other, clock, [other.checkin()])
+
+    venue_id = device.venue_id
+    since, until = START - timedelta(minutes=30), START + timedelta(hours=3)
+    counts = admin.ok(
+        "GET",
+        f"/venues/{venue_id}/counts",
+        params={"since": since.isoformat(), "until": until.isoformat()},
+    )
+    assert {c["venue_id"] for c in counts} == {venue_id}
+    # hour, total, passed, denied, referred
+    assert [tuple(c.values())[1:] for c in counts] == [
+        ("2022-05-01T08:00:00Z", 3, 2, 1, 0),
+        ("2022-05-01T09:00:00Z", 2, 1, 0, 1),
+        ("2022-05-01T11:00:00Z", 1, 0, 0, 1),
+    ]
+    # The default window is the last 24 hours up to now.
+    clock.advance(3 * 3600)
+    default = admin.ok("GET", f"/venues/{venue_id}/counts")
+    assert [c["hour"] for c in default] == [
+        "2022-04-30T22:00:00Z",
+        "2022-05-01T08:00:00Z",
+        "2022-05-01T09:00:00Z",
+        "2022-05-01T11:00:00Z",
+    ]
+    assert admin.ok("GET", "/stats")["checkins"] == 8
+
+    backwards = admin.request(
+        "GET",
+        f"/venues/{venue_id}/counts",
+        params={"since": until.isoformat(), "until": since.isoformat()},
+    )
+    assert (backwards.status_code, backwards.json()["error"]) == (422, "bad-window")
+    naive = admin.request(
+        "GET", f"/venues/{venue_id}/counts", params={"since": "2022-05-01T08:00:00"}
+    )
+    assert (naive.status_code, naive.json()["error"]) == (422, "invalid-request")
+    assert admin.request("GET", "/venues/v_nowhere/counts").status_code == 404
+
+
+# ---- online status and verification --------------------------------------------------------
+
+
+def test_status_behind_a_person_ref(admin: Admin, device: Device, clock: Clock):
+    person = admin.import_person(colour="yellow")
+    known = device.request(
+        "POST", "/device/status", json_body={"person_ref": person["person_ref"]}, time_ms=clock.ms()
+    )
+    assert known.status_code == 200, known.text
+    assert known.json() == {"known": True} | person
+    unknown = device.request(
+        "POST", "/device/status", json_body={"person_ref": "p_x"}, time_ms=clock.ms()
+    )
+    assert unknown.json() == {
+        "person_ref": "p_x",
+        "known": False,
+        "colour": None,
+        "test": None,
+        "updated_at": None,
+    }
+
+
+def verify(device: Device, clock: Clock, text: str, temperature_c: float | None = None) -> dict:
+    body = {"text": text, "temperature_c": temperature_c}
+    response = device.request("POST", "/device/verify", json_body=body, time_ms=clock.ms())
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_online_verification_applies_the_venue_policy(admin: Admin, device: Device, clock: Clock):
+    ref = admin.import_person()["person_ref"]
+    code = admin.ok("POST", f"/people/{ref}/codes", json={})["text"]
+    assert verify(device, clock, code) == {
+        "kind": "health",
+        "outcome": "pass",
+        "reasons": ["ok"],
+        "person_ref": ref,
+    }
+    fever = verify(device, clock, code, temperature_c=38.2)
+    assert fever["outcome"] == "deny" and fever["reasons"][0].startswith("fever")
+
+    paper = admin.ok("POST", f"/people/{ref}/codes", json={"kind": "paper", "id_number": ID_NUMBER})
+    assert verify(device, clock, paper["text"])["outcome"] == "refer"
+
+    venue_code = admin.ok("GET", f"/venues/{device.venue_id}")["code_url"]
+    assert verify(device, clock, venue_code)["kind"] == "venue"
+    assert verify(device, clock, "hello")["outcome"] == "ignored"
+    assert verify(device, clock, code[:-5] + "AAAAA")["outcome"] in {"deny", "refer"}
+
+    clock.advance(10 * 60)
+    expired = verify(device, clock, code)
+    assert expired["outcome"] == "deny" and expired["reasons"][0].startswith("expired")
+
+    admin.import_person(colour="red")
+    red = admin.ok("POST", f"/people/{ref}/codes", json={})["text"]
+    assert verify(device, clock, red)["outcome"] == "deny"
+
+
+def test_counts_leave_out_scan_times_before_1970(admin: Admin, device: Device, clock: Clock):
+    # A Raspberry Pi without a real-time clock may stamp anything, down to year 1.
+    odd_times = ["0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]
+    post(device, clock, [device.checkin(scanned_at=time) for time in odd_times])
+    counts = admin.ok("GET", f"/venues/{device.venue_id}/counts", params={"since": odd_times[0]})
+    assert [(c["hour"], c["total"]) for c in counts] == [("1970-01-01T00:00:00Z", 1)]
+    too_early = admin.request(
+        "GET",
+        f"/venues/{device.venue_id}/counts",
+        params={"since": odd_times[0], "until": odd_times[1]},
+    )
+    assert (too_early.status_code, too_early.json()["error"]) == (422, "bad-window")
+
+
+def test_an_ignored_scan_is_not_a_checkin(device: Device, clock: Clock):
+    response = device.request(
+        "POST",
+        "/device/checkins",
+        json_body={"checkins": [device.checkin(outcome="ignored")]},
+        time_ms=clock.ms(),
+    )
+    assert response.status_code == 422
+    assert "not a check-in" in response.json()["detail"]

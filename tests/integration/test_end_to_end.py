@@ -1,0 +1,142 @@
+"""Host and device as separate processes over HTTP on 127.0.0.1: kills, restarts, offline starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device.clock import NTP_SYNCHRONISED_FLAG
+from sentinel.demo import (
+    Admin,
+    HostProcess,
+    Kiosk,
+    camera_frame,
+    enroll,
+    free_port,
+    sentinel_command,
+)
+
+pytestmark = pytest.mark.integration
+PEOPLE = 30
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[HostProcess]:
+    process = HostProcess(tmp_path, free_port(), os.urandom(16).hex())
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def admin(host: HostProcess) -> Admin:
+    return Admin(host.url, host.token_file.read_text())
+
+
+def kiosk_with_codes(host: HostProcess, admin: Admin, tmp_path: Path, people: int) -> Kiosk:
+    venue = admin.venue("Station", "1 Rail Road", "public_place")
+    kiosk = enroll(host.url, admin, venue, tmp_path, "gate")
+    rng = np.random.default_rng(7)
+    for index in range(people):
+        person = admin.person(f"1101011990{index:08d}", "green", 5)
+        frame = camera_frame(admin.code_png(person), rng)
+        cv2.imwrite(str(kiosk.frames / f"{index:03d}.png"), frame)
+    return kiosk
+
+
+def start_device(kiosk: Kiosk, tmp_path: Path, fps: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        sentinel_command(
+            "device",
+            "run",
+            "--state",
+            str(kiosk.state),
+            "--source",
+            str(kiosk.frames),
+            "--fps",
+            str(fps),
+            "--events",
+            "json",
+            "--exit-when-done",
+            "--drain-timeout",
+            "90",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "device.log").open("w"),
+        text=True,
+    )
+
+
+def finish(device: subprocess.Popen[str]) -> list[dict]:
+    stdout, _ = device.communicate(timeout=150)
+    assert device.returncode == 0, "device did not drain its check-ins"
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_every_checkin_arrives_exactly_once_across_a_host_kill(
+    host: HostProcess, admin: Admin, tmp_path: Path
+) -> None:
+    kiosk = kiosk_with_codes(host, admin, tmp_path, PEOPLE)
+    device = start_device(kiosk, tmp_path, fps=8)  # about 4 s of scanning
+    time.sleep(1.5)
+    host.kill()  # mid-run: some check-ins synced, some in flight, some not yet made
+    time.sleep(2.0)
+    host.start()
+    events = finish(device)
+    recorded = [event["checkin_id"] for event in events if event["checkin_id"]]
+    assert len(recorded) == PEOPLE
+    assert all(event["decision"] == "pass" for event in events)
+    assert admin.stats().checkins == PEOPLE  # idempotent ingest: nothing doubled
+    counts = admin.counts(kiosk.venue.id)
+    assert sum(hour.total for hour in counts) == PEOPLE
+    assert sum(hour.passed for hour in counts) == PEOPLE
+    status = json.loads(
+        subprocess.run(
+            sentinel_command("device", "status", "--state", str(kiosk.state), "--json"),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert status["recorded"] == status["acknowledged"] == PEOPLE
+    log = (tmp_path / "device.log").read_text()
+    assert "sync failed" in log  # the outage was really seen by the device
+
+
+def test_device_scans_with_the_host_down_and_syncs_when_it_returns(
+    host: HostProcess, admin: Admin, tmp_path: Path
+) -> None:
+    kiosk = kiosk_with_codes(host, admin, tmp_path, 5)
+    host.kill()  # the kiosk starts offline, on the configuration cached at enrollment
+    device = start_device(kiosk, tmp_path, fps=50)
+    time.sleep(2.0)
+    host.start()
+    events = finish(device)
+    # No host time seen since the agent started (and no NTP here): the clock is not trusted,
+    # so the kiosk refers to staff rather than guessing whether the codes are still valid.
+    expected = "pass" if NTP_SYNCHRONISED_FLAG.exists() else "refer"
+    assert [event["decision"] for event in events] == [expected] * 5
+    assert all("clock-untrusted" in " ".join(event["reasons"]) for event in events) == (
+        expected == "refer"
+    )
+    assert admin.stats().checkins == 5
+
+
+def test_a_revoked_device_is_refused(host: HostProcess, admin: Admin, tmp_path: Path) -> None:
+    kiosk = kiosk_with_codes(host, admin, tmp_path, 1)
+    devices = admin.http.get("/admin/devices").json()
+    response = admin.http.post(f"/admin/devices/{devices[0]['id']}/revoke")
+    assert response.is_success
+    device = start_device(kiosk, tmp_path, fps=50)
+    device.communicate(timeout=120)
+    assert device.returncode == 3  # could not drain: the host refuses it
+    assert "device-revoked" in (tmp_path / "device.log").read_text()
+    assert admin.stats().checkins == 0
