@@ -114,44 +114,48 @@ def sentinel_command(*args: str) -> list[str]:
 
 
 class HostProcess:
-    """`sentinel host serve` as a child process on 127.0.0.1, which can be killed and restarted."""
+    """`sentinel host serve` as a child process on 127.0.0.1, which can be killed and restarted.
 
-    def __init__(self, workdir: Path, port: int, admin_token: str) -> None:
+    With no admin token given, the host makes (or reuses) the token file beside its database.
+    """
+
+    def __init__(
+        self, workdir: Path, port: int, admin_token: str | None, *, db: Path | None = None
+    ) -> None:
         self.workdir = workdir
+        self.db = db or workdir / "host.db"
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
-        self.token_file = workdir / "admin-token"
-        self.token_file.write_text(admin_token)
-        self.token_file.chmod(0o600)
+        self.log = workdir / "host.log"
+        self.token_file = workdir / "admin-token" if admin_token else None
+        if self.token_file and admin_token:
+            self.token_file.write_text(admin_token)
+            self.token_file.chmod(0o600)
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, log: Path | None = None) -> None:
         """Start the host and return once it answers its health check."""
-        with (self.workdir / "host.log").open("a") as log:
-            self.process = subprocess.Popen(
-                sentinel_command(
-                    "host",
-                    "serve",
-                    "--db",
-                    str(self.workdir / "host.db"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--public-url",
-                    DEMO_PUBLIC_URL,
-                    "--admin-token-file",
-                    str(self.token_file),
-                ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.log = log or self.log
+        command = sentinel_command(
+            "host",
+            "serve",
+            "--db",
+            str(self.db),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--public-url",
+            DEMO_PUBLIC_URL,
+        )
+        if self.token_file:
+            command += ["--admin-token-file", str(self.token_file)]
+        with self.log.open("a") as output:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + HOST_START_SECONDS
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"host exited with {self.process.returncode}; see {self.workdir / 'host.log'}"
-                )
+                raise RuntimeError(f"host exited with {self.process.returncode}; see {self.log}")
             try:
                 if httpx.get(f"{self.url}{API_PREFIX}/health", timeout=1).is_success:
                     return

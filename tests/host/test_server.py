@@ -1,75 +1,31 @@
 """The host as a real process (`sentinel host serve` on 127.0.0.1), driven over HTTP."""
 
-import os
-import socket
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from sentinel.demo import DEMO_PUBLIC_URL, HostProcess, free_port
 from shared.auth import HEADER_SERVER_TIME, MAX_SKEW_MS
 from shared.messages import API_PREFIX
-from tests.host.conftest import PUBLIC_URL, Admin, Device
+from tests.host.conftest import Admin, Device
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    log: Path
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator:
-    """Start the host on a free port and wait for its health check; stop it afterwards."""
-    servers: list[Server] = []
+    """Start the host on a free port with no admin token given; stop it afterwards."""
+    servers: list[HostProcess] = []
 
-    def start(db: Path, log: Path) -> Server:
-        port = free_port()
-        command = [sys.executable, "-m", "sentinel", "host", "serve", "--db", str(db)]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--public-url", PUBLIC_URL]
-        env = os.environ | {"PYTHONPATH": str(REPO)}
-        with log.open("wb") as output:
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output)
-        server = Server(f"http://127.0.0.1:{port}", log, process)
+    def start(db: Path, log: Path) -> HostProcess:
+        server = HostProcess(tmp_path, free_port(), None, db=db)
         servers.append(server)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"host exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{server.url}{API_PREFIX}/health", timeout=1).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"host did not answer within {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
+        server.start(log)
+        return server
 
     try:
         yield start
@@ -115,7 +71,7 @@ def test_a_real_host_process_serves_devices(start_server, tmp_path: Path):
                 "POST", "/device/checkins", json_body={"checkins": batch}, time_ms=now_ms()
             ).json()
             assert (ack["inserted"], ack["duplicates"]) == (inserted, 20 - inserted)
-        page = client.get(venue["code_url"].removeprefix(PUBLIC_URL))
+        page = client.get(venue["code_url"].removeprefix(DEMO_PUBLIC_URL))
         assert "Checked in at Riverside Mall" in page.text
 
     server.stop()

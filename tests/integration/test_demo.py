@@ -1,0 +1,44 @@
+"""`sentinel demo --json`, the newcomer's first command, checked against what it must show."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from sentinel.demo import CASES, sentinel_command
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
+    result = subprocess.run(
+        sentinel_command("demo", "--json", "--workdir", str(tmp_path / "demo")),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    decisions = {item["case"]: item for item in report["decisions"]}
+    assert list(decisions) == [case.name for case in CASES]
+    for case in ("green", "stale-test-residential"):
+        assert decisions[case]["decision"] == "pass"
+    causes = {
+        "stale-test": "test-too-old",
+        "yellow": "yellow",
+        "red": "red",
+        "expired": "expired",
+        "forged": "bad-signature",
+        "foreign-issuer": "untrusted-signer",
+    }
+    for case, cause in causes.items():
+        assert decisions[case]["decision"] in {"deny", "refer"}, case
+        assert cause in " ".join(decisions[case]["reasons"]), case
+    assert decisions["not-a-code"]["decision"] == "ignored"
+    assert decisions["repeat"]["decision"] == "ignored"
+    assert "repeat" in decisions["repeat"]["reasons"][0]
+    # Eight people decided (the ignored two make no check-in), all of them on the host once.
+    assert report["recorded"] == report["synced"] == report["host_checkins"] == 8
