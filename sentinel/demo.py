@@ -324,28 +324,20 @@ def enroll(host_url: str, admin: Admin, venue: Venue, workdir: Path, label: str)
     return Kiosk(venue, state, frames)
 
 
+def device_run_command(kiosk: Kiosk, *options: str) -> list[str]:
+    """`sentinel device run` over the kiosk's frames, printing events, exiting once synced."""
+    return sentinel_command(
+        "device", "run", "--state", str(kiosk.state), "--source", str(kiosk.frames),
+        "--events", "json", "--exit-when-done", *options,
+    )  # fmt: skip
+
+
 def run_kiosk(kiosk: Kiosk, workdir: Path, label: str) -> list[dict[str, Any]]:
     with (workdir / f"kiosk-{label}.log").open("w") as log:
         result = subprocess.run(
-            sentinel_command(
-                "device",
-                "run",
-                "--state",
-                str(kiosk.state),
-                "--source",
-                str(kiosk.frames),
-                "--events",
-                "json",
-                "--exit-when-done",
-                "--drain-timeout",
-                "30",
-            ),
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+            device_run_command(kiosk, "--drain-timeout", "30"),
+            stdout=subprocess.PIPE, stderr=log, text=True, timeout=120, check=False,
+        )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"kiosk {label} exited {result.returncode}; see kiosk-{label}.log")
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

@@ -19,9 +19,10 @@ from sentinel.demo import (
     HostProcess,
     Kiosk,
     camera_frame,
+    device_run_command,
     enroll,
     free_port,
-    sentinel_command,
+    kiosk_counts,
 )
 
 pytestmark = pytest.mark.integration
@@ -54,21 +55,7 @@ def kiosk_with_codes(host: HostProcess, admin: Admin, tmp_path: Path, people: in
 
 def start_device(kiosk: Kiosk, tmp_path: Path, fps: float) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        sentinel_command(
-            "device",
-            "run",
-            "--state",
-            str(kiosk.state),
-            "--source",
-            str(kiosk.frames),
-            "--fps",
-            str(fps),
-            "--events",
-            "json",
-            "--exit-when-done",
-            "--drain-timeout",
-            "90",
-        ),
+        device_run_command(kiosk, "--fps", str(fps), "--drain-timeout", "90"),
         stdout=subprocess.PIPE,
         stderr=(tmp_path / "device.log").open("w"),
         text=True,
@@ -98,14 +85,7 @@ def test_every_checkin_arrives_exactly_once_across_a_host_kill(
     counts = admin.counts(kiosk.venue.id)
     assert sum(hour.total for hour in counts) == PEOPLE
     assert sum(hour.passed for hour in counts) == PEOPLE
-    status = json.loads(
-        subprocess.run(
-            sentinel_command("device", "status", "--state", str(kiosk.state), "--json"),
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    status = kiosk_counts(kiosk)
     assert status["recorded"] == status["acknowledged"] == PEOPLE
     log = (tmp_path / "device.log").read_text()
     assert "sync failed" in log  # the outage was really seen by the device
