@@ -37,9 +37,10 @@ class DeviceClock:
         return self._host_seen or self._ntp_flag.exists()
 
     def observe_host_time(self, host_ms: int, sent_ms: int, received_ms: int) -> None:
-        """Learn from a host response: local send/receive times bracket the host's stamp."""
+        """Learn from a host response; `sent_ms` and `received_ms` are readings of this clock."""
         midpoint = (sent_ms + received_ms) // 2
         with self._lock:
-            offset = host_ms - midpoint
+            # The readings already carry the current correction: add the error left over.
+            offset = self._offset_ms + host_ms - midpoint
             self._offset_ms = offset if abs(offset) > MAX_TRUSTED_OFFSET_MS else 0
             self._host_seen = True

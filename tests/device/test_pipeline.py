@@ -207,3 +207,13 @@ def test_pipeline_is_safe_across_threads(
     for worker in workers:
         worker.join(30)
     assert Store(tmp_path / "s.db").counts() == (40, 0)
+
+
+def test_repeated_host_observations_converge_rather_than_flip(tmp_path: Path) -> None:
+    clock = DeviceClock(ntp_flag=tmp_path / "absent")
+    true_ms = clock.now_ms()
+    clock.observe_host_time(true_ms - 3_600_000, true_ms, true_ms)  # an hour slow
+    for _ in range(3):  # then the host keeps saying the true time
+        reading = clock.now_ms()
+        clock.observe_host_time(clock.now_ms() - reading + true_ms, reading, reading)
+    assert abs(clock.now_ms() - true_ms) < 1000

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,25 +19,11 @@ from sentinel.demo import (
     camera_frame,
     device_run_command,
     enroll,
-    free_port,
     kiosk_counts,
 )
 
 pytestmark = pytest.mark.integration
 PEOPLE = 30
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[HostProcess]:
-    process = HostProcess(tmp_path, free_port(), os.urandom(16).hex())
-    process.start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def admin(host: HostProcess) -> Admin:
-    return Admin(host.url, host.token_file.read_text())
 
 
 def kiosk_with_codes(host: HostProcess, admin: Admin, tmp_path: Path, people: int) -> Kiosk:

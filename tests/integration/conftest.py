@@ -1,0 +1,24 @@
+"""A real host process on 127.0.0.1 and its operator, for the integration tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sentinel.demo import Admin, HostProcess, free_port
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[HostProcess]:
+    process = HostProcess(tmp_path, free_port(), os.urandom(16).hex())
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def admin(host: HostProcess) -> Admin:
+    return Admin(host.url, host.token_file.read_text())
