@@ -113,7 +113,7 @@ class Agent:
                 for frame in source.frames():
                     self.pipeline.process_image(frame.image, frame.origin)
         except KeyboardInterrupt:
-            log.info("interrupted")
+            log.info("asked to stop")
         status = 0
         if self.options.exit_when_done:
             status = 0 if self.drain(self.options.drain_timeout_seconds) else 3

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -129,7 +130,13 @@ def _run(args: argparse.Namespace) -> int:
     )
     events = json_lines(sys.stdout) if args.events == "json" else None
     agent = Agent(args.state, QrDecoder(), options=options, events=events)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # systemd stops services with SIGTERM
     return agent.run(open_source(args.source, fps=args.fps, loop=args.loop))
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """Leave the scan loop as Ctrl-C does, so the agent stops its sync thread cleanly."""
+    raise KeyboardInterrupt
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared import healthcode
 from shared.healthcode import CodeKind, Colour, NucleicTest, TestResult
@@ -175,3 +177,17 @@ class TestAssess:
 
     def test_eu_dcc_is_referred_until_supported(self, trust: TrustStore) -> None:
         assert self.scan("HC1:NCF", trust)[:2] == (CredentialKind.DCC, Outcome.REFER)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.text(max_size=200).map(lambda tail: healthcode.PREFIX + tail),
+        st.text(max_size=200).map(lambda tail: "https://h.example/v/" + tail),
+    )
+)
+def test_assess_decides_on_any_text_without_raising(trust: TrustStore, text: str) -> None:
+    result = assess(text, trust=trust, policy=PUBLIC, now=NOW, clock_trusted=True)
+    assert result.decision.outcome is not Outcome.PASS
+    assert result.decision.reasons
