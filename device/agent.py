@@ -13,7 +13,14 @@ from typing import TextIO
 from device.client import HostClient
 from device.clock import DeviceClock
 from device.identity import load_enrollment, load_or_create_key
-from device.pipeline import REPEAT_REASON, Decoder, Event, Pipeline, VenueState
+from device.pipeline import (
+    DEFAULT_REPEAT_WINDOW_SECONDS,
+    REPEAT_REASON,
+    Decoder,
+    Event,
+    Pipeline,
+    VenueState,
+)
 from device.store import Store
 from device.sync import Syncer
 from hardware.frames import FrameSource
@@ -48,7 +55,7 @@ class RunOptions:
     exit_when_done: bool = False
     drain_timeout_seconds: float = 30.0
     sync_idle_seconds: float = 2.0
-    repeat_window_seconds: float = 30.0
+    repeat_window_seconds: float = DEFAULT_REPEAT_WINDOW_SECONDS
 
 
 class Agent:

@@ -76,11 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="when the source ends, wait for sync to drain, then exit",
     )
-    run_parser.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS")
+    run_parser.add_argument(
+        "--drain-timeout", type=float, default=RunOptions.drain_timeout_seconds, metavar="SECONDS"
+    )
     run_parser.add_argument(
         "--repeat-window",
         type=float,
-        default=30.0,
+        default=RunOptions.repeat_window_seconds,
         metavar="SECONDS",
         help="the same code again within this time makes no new check-in",
     )

@@ -282,9 +282,9 @@ def camera_frame(png: bytes | None, rng: np.random.Generator) -> np.ndarray:
         side = 400
         code = cv2.resize(code, (side, side), interpolation=cv2.INTER_NEAREST)
         left = width // 2 - 230 + int(rng.integers(-40, 40))
-        top = height // 2 - 300 + int(rng.integers(-20, 20))
+        top = height // 2 - 250 + int(rng.integers(-20, 20))
         cv2.rectangle(
-            frame, (left - 40, top - 80), (left + side + 40, top + side + 180), (25, 25, 25), -1
+            frame, (left - 40, top - 80), (left + side + 40, top + side + 120), (25, 25, 25), -1
         )
         frame[top : top + side, left : left + side] = code[:, :, None]
     frame = cv2.GaussianBlur(frame, (3, 3), 0.8)
