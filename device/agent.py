@@ -55,6 +55,7 @@ class RunOptions:
     exit_when_done: bool = False
     drain_timeout_seconds: float = 30.0
     sync_idle_seconds: float = 2.0
+    startup_wait_seconds: float = 2.0
     repeat_window_seconds: float = DEFAULT_REPEAT_WINDOW_SECONDS
 
 
@@ -113,8 +114,10 @@ class Agent:
 
     def run(self, source: FrameSource) -> int:
         """Scan until the source ends; returns an exit status (0, or 3 if sync did not drain)."""
-        self.syncer.refresh_config()  # one quick try so the clock and keys are fresh
         self.syncer.start()
+        # A short, bounded wait for the host's time and keys; offline, scan on the cached ones.
+        if not self.syncer.first_contact.wait(self.options.startup_wait_seconds):
+            log.warning("no answer from the host yet; scanning on the cached configuration")
         try:
             with source:
                 for frame in source.frames():

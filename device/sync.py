@@ -57,6 +57,7 @@ class Syncer:
         self.failures = 0
         self.last_error: str | None = None
         self.refused: str | None = None  # the host refuses this device (revoked, unknown)
+        self.first_contact = threading.Event()  # set once the first config fetch has ended
 
     def start(self) -> None:
         self._thread.start()
@@ -70,16 +71,11 @@ class Syncer:
         self._wake.set()
         self._thread.join(timeout)
 
-    def refresh_config(self) -> bool:
-        """Fetch the configuration now; False (and logged) when the host is unreachable."""
-        try:
-            config = self._client.config()
-        except HostError as error:
-            log.warning("config refresh failed: %s", error)
-            return False
+    def refresh_config(self) -> None:
+        """Fetch the configuration (venue, policy, keys; the host's time comes with it)."""
+        config = self._client.config()
         self._store.save_config(config)
         self._on_config(config)
-        return True
 
     def sync_once(self) -> int:
         """Send one batch; returns how many check-ins the host acknowledged."""
@@ -98,7 +94,11 @@ class Syncer:
         while not self._stop.is_set():
             wait = self._idle_seconds
             try:
-                if time.monotonic() >= config_due and self.refresh_config():
+                if time.monotonic() >= config_due:
+                    try:
+                        self.refresh_config()
+                    finally:
+                        self.first_contact.set()
                     config_due = time.monotonic() + self._config_every
                 sent = self.sync_once()
                 self.failures = 0
