@@ -122,7 +122,7 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hardware.frames import open_source
+    from hardware.frames import FrameSourceError, open_source
     from hardware.qr import QrDecoder
 
     options = RunOptions(
@@ -131,9 +131,14 @@ def _run(args: argparse.Namespace) -> int:
         repeat_window_seconds=args.repeat_window,
     )
     events = json_lines(sys.stdout) if args.events == "json" else None
+    try:
+        source = open_source(args.source, fps=args.fps, loop=args.loop)
+    except (FrameSourceError, ValueError) as error:
+        print(f"sentinel device run: --source {args.source}: {error}", file=sys.stderr)
+        return 2
     agent = Agent(args.state, QrDecoder(), options=options, events=events)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # systemd stops services with SIGTERM
-    return agent.run(open_source(args.source, fps=args.fps, loop=args.loop))
+    return agent.run(source)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

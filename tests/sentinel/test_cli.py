@@ -66,3 +66,11 @@ def test_enrolling_against_no_host_fails_clearly(
                    "--state", str(tmp_path)])  # fmt: skip
     assert status == 1
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["/no/such/frames", "camera:front"])
+def test_a_bad_source_is_named(
+    source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["device", "run", "--state", str(tmp_path), "--source", source]) == 2
+    assert f"--source {source}" in capsys.readouterr().err
