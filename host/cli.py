@@ -27,7 +27,7 @@ def admin_token_for(db_path: Path, admin_token_file: Path | None) -> str:
         log.info("admin token: read from %s", path)
         return path.read_text(encoding="utf-8").strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = new_token()
+    token = new_token("admin")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         file.write(token + "\n")

@@ -16,9 +16,13 @@ def random_id(prefix: str, length: int) -> str:
     return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
 
 
-def new_token() -> str:
-    """A one-time credential: 32 random bytes, base64url."""
-    return b64url(secrets.token_bytes(TOKEN_BYTES))
+def new_token(kind: str) -> str:
+    """A secret such as `enroll_Xy3...`: 32 random bytes, base64url, behind a kind prefix.
+
+    The prefix says what a leaked token is, and keeps a token from starting with '-', which a
+    command line would take for an option.
+    """
+    return f"{kind}_{b64url(secrets.token_bytes(TOKEN_BYTES))}"
 
 
 def token_hash(token: str) -> bytes:

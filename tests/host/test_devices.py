@@ -52,6 +52,12 @@ def test_an_enrollment_token_works_once(admin: Admin, venue: dict):
     assert (unknown.status_code, unknown.json()["error"]) == (401, "bad-token")
 
 
+def test_enrollment_tokens_never_look_like_command_line_options(admin: Admin, venue: dict):
+    tokens = {admin.token(venue["id"]) for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(token.startswith("enroll_") and len(token) == 50 for token in tokens)
+
+
 def test_an_enrollment_token_expires(admin: Admin, venue: dict, clock: Clock):
     token = admin.token(venue["id"], ttl_seconds=60)
     clock.advance(61)

@@ -250,7 +250,7 @@ def issue_person_code(
 def create_enrollment_token(body: EnrollmentTokenRequest, context: Context) -> EnrollmentToken:
     """A one-time token for enrolling one device at a venue; only its hash is stored."""
     venue = require_venue(context, body.venue_id)
-    token = new_token()
+    token = new_token("enroll")
     now_ms = context.settings.now_ms()
     expires_at_ms = now_ms + body.ttl_seconds * 1000
     context.storage.add_enrollment_token(token_hash(token), venue.id, now_ms, expires_at_ms)
