@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -22,7 +21,6 @@ from device.identity import (
 from device.store import Store
 from shared.messages import DeviceForm
 
-log = logging.getLogger(__name__)
 DEFAULT_STATE = os.environ.get("SENTINEL_STATE", str(Path.home() / ".local/state/sentinel"))
 
 

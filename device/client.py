@@ -69,13 +69,12 @@ def enroll(
     *,
     name: str,
     form: DeviceForm,
-    transport: httpx.BaseTransport | None = None,
 ) -> EnrollResponse:
     """Enroll with a one-time token, registering this device's public key."""
     request = EnrollRequest(
         token=token, public_key=b64url(public_key_bytes(key.public_key())), name=name, form=form
     )
-    with httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT, transport=transport) as http:
+    with httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT) as http:
         try:
             response = http.post(
                 f"{API_PREFIX}/devices/enroll",
@@ -98,11 +97,8 @@ class HostClient:
         device_id: str,
         key: Ed25519PrivateKey,
         clock: DeviceClock,
-        *,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(base_url=host_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT)
         self._device_id = device_id
         self._key = key
         self._clock = clock

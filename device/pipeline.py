@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -19,9 +18,8 @@ from shared.keys import TrustStore
 from shared.messages import CheckIn, DeviceConfig, trust_store
 from shared.policy import Decision, Outcome, Policy
 from shared.uuid7 import uuid7
-from shared.verification import Assessment, CredentialKind, assess
+from shared.verification import CredentialKind, assess, recognise
 
-log = logging.getLogger(__name__)
 DEFAULT_REPEAT_WINDOW_SECONDS = 30.0
 REPEAT_REASON = "repeat: already seen moments ago, no new check-in"
 
@@ -85,12 +83,6 @@ class RepeatFilter:
             return repeat
 
 
-def repeat_key(text: str, assessment: Assessment) -> str:
-    """The same person (verified subject) or the same text counts as a repeat."""
-    subject = assessment.verified_subject
-    return f"subject:{subject}" if subject else "text:" + hashlib.sha256(text.encode()).hexdigest()
-
-
 class Pipeline:
     """Turns frames into decisions and durable check-ins; feedback is told after the commit."""
 
@@ -121,7 +113,17 @@ class Pipeline:
     def process_image(self, image: np.ndarray, origin: str) -> list[Event]:
         return [self.process_text(text, origin) for text in self._decoder.decode(image)]
 
+    def _repeat(self, kind: CredentialKind, origin: str) -> Event:
+        event = Event(origin, kind, Decision(Outcome.IGNORED, (REPEAT_REASON,)))
+        self._feedback(event)
+        return event
+
     def process_text(self, text: str, origin: str, *, temperature_c: float | None = None) -> Event:
+        # The same text again (a code held up in front of the camera) is known before any
+        # signature is checked; the same person with a fresh code is known after.
+        text_key = "text:" + hashlib.sha256(text.encode()).hexdigest()
+        if self._repeats.seen_recently(text_key):
+            return self._repeat(recognise(text), origin)
         with self._venue_lock:
             venue = self._venue
         now = self._clock.now()
@@ -134,10 +136,9 @@ class Pipeline:
             clock_trusted=trusted,
             temperature_c=temperature_c,
         )
-        if self._repeats.seen_recently(repeat_key(text, assessment)):
-            event = Event(origin, assessment.kind, Decision(Outcome.IGNORED, (REPEAT_REASON,)))
-            self._feedback(event)
-            return event
+        subject = assessment.verified_subject
+        if subject and self._repeats.seen_recently(f"subject:{subject}"):
+            return self._repeat(assessment.kind, origin)
         if assessment.decision.outcome is Outcome.IGNORED:
             event = Event(origin, assessment.kind, assessment.decision)
             self._feedback(event)

@@ -40,8 +40,6 @@ class Syncer:
         batch_size: int = 500,
         idle_seconds: float = 2.0,
         config_every_seconds: float = 300.0,
-        backoff: Backoff | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -49,8 +47,8 @@ class Syncer:
         self._batch_size = batch_size
         self._idle_seconds = idle_seconds
         self._config_every = config_every_seconds
-        self._backoff = backoff or Backoff()
-        self._rng = rng or random.Random()
+        self._backoff = Backoff()
+        self._rng = random.Random()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
