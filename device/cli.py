@@ -121,7 +121,7 @@ def _enroll(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from hardware.frames import FrameSourceError, open_source
-    from hardware.qr import QrDecoder
+    from hardware.qr import LiveQrDecoder
 
     options = RunOptions(
         exit_when_done=args.exit_when_done,
@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     except (FrameSourceError, ValueError) as error:
         print(f"sentinel device run: --source {args.source}: {error}", file=sys.stderr)
         return 2
-    agent = Agent(args.state, QrDecoder(), options=options, events=events)
+    agent = Agent(args.state, LiveQrDecoder(), options=options, events=events)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # systemd stops services with SIGTERM
     return agent.run(source)
 
