@@ -1,0 +1,1 @@
+"""Rule engines for venue policies and health-credential business rules (CertLogic)."""
