@@ -59,9 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_parser.add_argument(
         "--source",
         required=True,
-        help="camera:N, /dev/videoN, an image, a directory of images, or a video",
+        help=(
+            "camera:N, /dev/videoN, picamera[:N] (options after '?', e.g. "
+            "camera:0?size=1280x720&fourcc=MJPG), an image, a directory of images, or a video"
+        ),
     )
-    run_parser.add_argument("--fps", type=float, default=None, help="pace replayed frames")
+    run_parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="the camera's frame rate, or the pace of replayed frames",
+    )
     run_parser.add_argument("--loop", action="store_true", help="replay the source forever")
     run_parser.add_argument(
         "--events",
