@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from host.storage.base import Storage
-from shared.keys import KeyPurpose, SigningKey, b64url
+from shared.keys import KeyPurpose, SigningKey
 from shared.messages import PublishedKey, trust_store
 
 ID_HMAC_KEY_BYTES = 32
@@ -26,7 +26,7 @@ class HostKeys:
         self.venue = venue
         self.id_hmac_key = id_hmac_key
         self.published = [
-            PublishedKey(kid=b64url(key.kid), purpose=purpose, public_key=b64url(key.public_der))
+            PublishedKey.of(key, purpose)
             for purpose, key in ((KeyPurpose.HEALTH, health), (KeyPurpose.VENUE, venue))
         ]
         self.trust = trust_store(self.published)  # what a device trusts, built the same way

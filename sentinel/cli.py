@@ -10,18 +10,22 @@ from collections.abc import Sequence
 DESCRIPTION = """\
 Digital Sentinel: venue-entrance check-in.
 
-  sentinel host serve     run the verification service (venues, people, codes, devices, check-ins)
-  sentinel device enroll  enroll this kiosk with a host using a one-time token
-  sentinel device run     scan codes, decide by the venue's policy, record, sync
-  sentinel device status  show this kiosk's enrollment and unsynced check-ins
-  sentinel demo           a whole check-in cycle on this machine, host and kiosk as processes
+  sentinel host serve          the verification service: venues, people, codes, devices
+  sentinel device enroll       enroll this kiosk with a host using a one-time token
+  sentinel device run          scan codes, decide by the venue's policy, record, sync
+  sentinel device status       show this kiosk's enrollment and unsynced check-ins
+  sentinel demo                a whole check-in cycle on this machine, host and kiosk as processes
+  sentinel thermometer read    one reading from a serial thermometer (modbus, stream or line)
+  sentinel decode              the QR codes in image and video files, read as the kiosk reads them
+  sentinel bench               benchmarks: decode (QR decoders), pipeline (frame to decision)
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from device import cli as device_cli
+    from hardware.thermometer import cli as thermometer_cli
     from host import cli as host_cli
-    from sentinel import demo
+    from sentinel import bench, decode, demo
 
     parser = argparse.ArgumentParser(
         prog="sentinel",
@@ -43,6 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
             description=demo.__doc__,
         )
     )
+    thermometer_cli.add_arguments(
+        commands.add_parser(
+            "thermometer",
+            help="serial thermometer tools",
+            description=thermometer_cli.__doc__,
+        )
+    )
+    decode.add_arguments(
+        commands.add_parser("decode", help="decode QR codes in files", description=decode.__doc__)
+    )
+    bench.add_arguments(
+        commands.add_parser("bench", help="run a benchmark", description=bench.__doc__)
+    )
     return parser
 
 
@@ -63,6 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from device import cli as device_cli
 
         return device_cli.run(args)
+    if args.command == "thermometer":
+        from hardware.thermometer import cli as thermometer_cli
+
+        return thermometer_cli.run(args)
+    if args.command == "decode":
+        from sentinel import decode
+
+        return decode.run(args)
+    if args.command == "bench":
+        from sentinel import bench
+
+        return bench.run(args)
     from sentinel import demo
 
     return demo.run(args)

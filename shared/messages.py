@@ -9,7 +9,16 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shared.healthcode import CodeKind, Colour, TestResult, normalise_id_number
-from shared.keys import KeyPurpose, TrustedKey, TrustStore, b64url_decode, key_id, load_public_key
+from shared.keys import (
+    KeyPurpose,
+    SigningKey,
+    TrustedKey,
+    TrustStore,
+    b64url,
+    b64url_decode,
+    key_id,
+    load_public_key,
+)
 from shared.policy import Outcome, Policy, VenueCategory
 from shared.venuecode import BindingKind
 from shared.verification import CredentialKind
@@ -136,6 +145,11 @@ class PublishedKey(Message):
     kid: str
     purpose: KeyPurpose
     public_key: str
+
+    @classmethod
+    def of(cls, key: SigningKey, purpose: KeyPurpose) -> PublishedKey:
+        """The public half of a signing key, as the host publishes it."""
+        return cls(kid=b64url(key.kid), purpose=purpose, public_key=b64url(key.public_der))
 
     def trusted(self) -> TrustedKey:
         der = b64url_decode(self.public_key)

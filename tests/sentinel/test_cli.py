@@ -24,7 +24,16 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_top_level_help_lists_every_command() -> None:
     result = run("--help")
     assert result.returncode == 0
-    for command in ("host serve", "device enroll", "device run", "device status", "demo"):
+    for command in (
+        "host serve",
+        "device enroll",
+        "device run",
+        "device status",
+        "demo",
+        "decode",
+        "bench",
+        "thermometer read",
+    ):
         assert f"sentinel {command}" in result.stdout
 
 
@@ -36,6 +45,10 @@ def test_top_level_help_lists_every_command() -> None:
         (["device", "run"], ["--source", "camera:N", "--exit-when-done", "--repeat-window"]),
         (["device", "status"], ["--json"]),
         (["demo"], ["--json", "--workdir", "two enrolled kiosks"]),
+        (["decode"], ["--json", "PATH"]),
+        (["bench", "decode"], ["--seed", "--codes", "--empty", "--decoders", "--json"]),
+        (["bench", "pipeline"], ["--people", "--json"]),
+        (["thermometer", "read"], ["--port", "--protocol", "--offset", "--json"]),
     ],
 )
 def test_each_subcommand_explains_its_options(

@@ -1,0 +1,103 @@
+"""`sentinel bench`: benchmarks that print tables; speed targets are checked here, not in tests.
+
+sentinel bench decode    QR decoders alone and ours on the real photos and a synthetic kiosk set
+sentinel bench pipeline  a kiosk clip through the agent offline: ms per frame, peak RSS
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import UTC, datetime
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    decode = benches.add_parser("decode", help="QR decoders compared")
+    decode.add_argument("--seed", type=int, default=2022, help="seed of the synthetic kiosk set")
+    decode.add_argument("--codes", type=int, default=120, help="synthetic frames with codes")
+    decode.add_argument("--empty", type=int, default=40, help="synthetic frames without")
+    decode.add_argument("--repeat", type=int, default=3, help="timings per frame (median kept)")
+    decode.add_argument(
+        "--decoders",
+        nargs="+",
+        metavar="NAME",
+        help="only these (zxing-cpp, zbar, opencv, ours); default all",
+    )
+    decode.add_argument(
+        "--sets", nargs="+", choices=["dev", "kiosk"], default=["dev", "kiosk"], metavar="SET"
+    )
+    decode.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    pipeline = benches.add_parser("pipeline", help="frame to decision through the agent")
+    pipeline.add_argument("--people", type=int, default=10, help="people in the clip")
+    pipeline.add_argument("--seed", type=int, default=7)
+    pipeline.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    header = (
+        f"measured {datetime.now(UTC):%Y-%m-%d} on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    if args.bench == "decode":
+        return _decode(args, header)
+    from sentinel.bench import pipeline
+
+    result = pipeline.measure(people=args.people, seed=args.seed)
+    if args.json:
+        print(json.dumps({"measured": header, **result.as_json()}))
+    else:
+        print(f"Frame to decision, offline ({header})\n")
+        print("\n".join(result.table()))
+    return 0
+
+
+def _decode(args: argparse.Namespace, header: str) -> int:
+    from sentinel.bench import decode
+
+    chosen = decode.decoders(args.decoders)
+    sets = {}
+    if "dev" in args.sets:
+        if decode.DEV_SET.is_dir():
+            sets["dev"] = decode.dev_set()
+        else:
+            print(f"(the dev set is not at {decode.DEV_SET}; skipped)")
+    if "kiosk" in args.sets:
+        sets["kiosk"] = decode.kiosk_set(args.seed, args.codes, args.empty)
+    results = {name: decode.measure(samples, chosen, args.repeat) for name, samples in sets.items()}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "measured": header,
+                    "sets": {name: decode.as_json(tallies) for name, tallies in results.items()},
+                    "missed_by_ours": {
+                        name: decode.missed_by_ours(tallies) for name, tallies in results.items()
+                    },
+                },
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    titles = {
+        "dev": f"Dev set: {len(sets.get('dev', []))} photos of ../shared/data/qr/zxing-cpp",
+        "kiosk": (
+            f"Synthetic kiosk set (seed {args.seed}): {args.codes} frames with codes, "
+            f"{args.empty} without, 1280x720"
+        ),
+    }
+    print(f"QR decoding ({header}; median of {args.repeat} timings per frame)")
+    for name, tallies in results.items():
+        print(f"\n{titles[name]}\n")
+        print("\n".join(decode.table(tallies)))
+        for decoder, tally in tallies.items():
+            if tally.crashes:
+                print(f"\n{decoder} raised on {tally.crashes} calls (counted as reading nothing)")
+        missed = decode.missed_by_ours(tallies)
+        print(f"\nread by a library alone but not by ours: {len(missed)}")
+        for item in missed:
+            print(f"  {item[:100]}")
+    return 0

@@ -1,0 +1,223 @@
+"""`sentinel bench decode`: QR decoders alone and ours, on real photos and a synthetic kiosk set."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hardware.qr import LIVE_RESCUE_BUDGET_MS, QrDecoder
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DEV_SET = SHARED_DATA / "qr" / "zxing-cpp"
+DEV_FOLDERS = ("qrcode-1", "qrcode-2", "qrcode-3", "qrcode-5")
+PHOTO_SUFFIXES = (".png", ".jpg", ".webp")
+# qrcode-2/16.webp holds two codes, an outer and an inner one; its 16.txt names only the inner.
+DEV_SET_OTHER_CODES = {
+    "qrcode-2/16.webp": ("[外側QRコード]\r\n \r\n*ﾀﾞﾌﾞﾙQR*\r\nhttp://d-qr.net/ex/",)
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One grey image and the texts of the codes in it (none for an empty frame)."""
+
+    name: str
+    grey: np.ndarray
+    texts: tuple[str, ...]
+    others: tuple[str, ...] = ()  # codes also in the image that the set does not count
+
+
+@dataclass
+class Tally:
+    """One decoder's results on one set."""
+
+    read: int = 0
+    codes: int = 0
+    misreads: list[str] = field(default_factory=list)
+    code_ms: list[float] = field(default_factory=list)
+    empty_ms: list[float] = field(default_factory=list)
+    missed: set[str] = field(default_factory=set)  # "sample name|text" of codes not read
+    crashes: int = 0  # calls that raised instead of returning (counted as reading nothing)
+
+
+Decode = Callable[[np.ndarray], list[str]]
+
+
+def dev_set(root: Path = DEV_SET) -> list[Sample]:
+    """The 98 photos of zxing-cpp's test samples, each with the text its N.txt expects."""
+    samples = []
+    for folder in DEV_FOLDERS:
+        for path in sorted((root / folder).iterdir()):
+            if path.suffix in PHOTO_SUFFIXES:
+                expected = path.with_suffix(".txt").read_bytes().decode("utf-8")
+                grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+                name = f"{folder}/{path.name}"
+                others = DEV_SET_OTHER_CODES.get(name, ())
+                samples.append(Sample(name, grey, (expected,), others))
+    return samples
+
+
+def kiosk_set(seed: int, codes: int, empty: int) -> list[Sample]:
+    """The synthetic kiosk frames of hardware.scenes, as grey images (as the camera gives them)."""
+    from hardware import scenes
+
+    return [
+        Sample(scene.name, cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY), scene.texts)
+        for scene in scenes.kiosk_set(seed, codes=codes, empty=empty)
+    ]
+
+
+def decoders(names: Sequence[str] | None = None) -> dict[str, Decode]:
+    """Each library alone, called as its documentation shows, and ours (still and live)."""
+    import zxingcpp
+
+    def zxing_alone(grey: np.ndarray) -> list[str]:
+        formats = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.MicroQRCode)
+        return [code.text for code in zxingcpp.read_barcodes(grey, formats=formats)]
+
+    def opencv_alone(grey: np.ndarray) -> list[str]:
+        # The bytes form: the str form raises on payloads that are not UTF-8 (GB2312, Shift-JIS).
+        found, payloads, _, _ = cv2.QRCodeDetector().detectAndDecodeBytesMulti(grey)
+        return [bytes(raw).decode("utf-8", "replace") for raw in payloads if raw] if found else []
+
+    available: dict[str, Decode] = {"zxing-cpp": zxing_alone}
+    try:
+        from pyzbar.pyzbar import ZBarSymbol
+        from pyzbar.pyzbar import decode as zbar_decode
+    except (ImportError, OSError):
+        pass  # reported as absent below
+    else:
+
+        def zbar_alone(grey: np.ndarray) -> list[str]:
+            symbols = zbar_decode(grey, [ZBarSymbol.QRCODE])
+            return [symbol.data.decode("utf-8", "replace") for symbol in symbols]
+
+        available["zbar"] = zbar_alone
+    available["opencv"] = opencv_alone
+    available["ours"] = QrDecoder().decode
+    available[f"ours, live ({LIVE_RESCUE_BUDGET_MS:g} ms rescue)"] = QrDecoder(
+        rescue_budget_ms=LIVE_RESCUE_BUDGET_MS
+    ).decode
+    if names is None:
+        return available
+    unknown = [name for name in names if not any(key.startswith(name) for key in available)]
+    if unknown:
+        raise ValueError(f"unknown decoders {unknown}; known: {sorted(available)}")
+    return {key: value for key, value in available.items() if any(key.startswith(n) for n in names)}
+
+
+def measure(samples: list[Sample], decode_with: dict[str, Decode], repeat: int) -> dict[str, Tally]:
+    """Each decoder on each sample, interleaved so that machine load falls on all alike.
+
+    The order of the decoders turns by one from sample to sample, so that none always runs
+    with the caches another has just filled (or emptied).
+    """
+    tallies = {name: Tally() for name in decode_with}
+    order = list(decode_with.items())
+    for number, sample in enumerate(samples):
+        turn = number % len(order)
+        for name, decode in order[turn:] + order[:turn]:
+            tally = tallies[name]
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                try:
+                    texts = decode(sample.grey)
+                except Exception:  # OpenCV raises on QR modes it lacks (Hanzi)
+                    texts = []
+                    tally.crashes += 1
+                times.append((time.perf_counter() - started) * 1000)
+            elapsed = statistics.median(times)
+            if sample.texts:
+                tally.code_ms.append(elapsed)
+            else:
+                tally.empty_ms.append(elapsed)
+            tally.codes += len(sample.texts)
+            tally.read += sum(text in texts for text in sample.texts)
+            tally.missed |= {f"{sample.name}|{text}" for text in sample.texts if text not in texts}
+            tally.misreads += [
+                f"{sample.name}: {text[:40]!r}"
+                for text in texts
+                if text not in sample.texts and text not in sample.others
+            ]
+    return tallies
+
+
+OURS = "ours"
+REFERENCE = "zxing-cpp"
+
+
+def table(tallies: dict[str, Tally]) -> list[str]:
+    """A Markdown table of the tallies; ratios are to zxing-cpp alone in the same run."""
+    reference = tallies.get(REFERENCE)
+    lines = [
+        "| decoder | read | misreads | median ms | p95 ms | empty-frame ms "
+        "| vs zxing-cpp: code / empty |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, tally in tallies.items():
+        code_median = _median(tally.code_ms)
+        empty_median = _median(tally.empty_ms)
+        ratios = "—"
+        if reference is not None and name != REFERENCE:
+            ratios = (
+                f"{_ratio(code_median, _median(reference.code_ms))} / "
+                f"{_ratio(empty_median, _median(reference.empty_ms))}"
+            )
+        lines.append(
+            f"| {name} | {tally.read}/{tally.codes} | {len(tally.misreads)} | "
+            f"{_ms(code_median)} | {_ms(_p95(tally.code_ms))} | {_ms(empty_median)} | {ratios} |"
+        )
+    return lines
+
+
+def missed_by_ours(tallies: dict[str, Tally]) -> list[str]:
+    """Codes that some library alone read and ours did not (the target is none)."""
+    singles = [tally for name, tally in tallies.items() if not name.startswith(OURS)]
+    ours = tallies.get(OURS)
+    if ours is None or not singles:
+        return []
+    codes = set().union(*(tally.missed for tally in singles)) | ours.missed
+    read_by_some = {code for code in codes if any(code not in tally.missed for tally in singles)}
+    return sorted(read_by_some & ours.missed)
+
+
+def as_json(tallies: dict[str, Tally]) -> dict[str, object]:
+    return {
+        name: {
+            "read": tally.read,
+            "codes": tally.codes,
+            "misreads": tally.misreads,
+            "median_ms": _round(_median(tally.code_ms)),
+            "p95_ms": _round(_p95(tally.code_ms)),
+            "empty_ms": _round(_median(tally.empty_ms)),
+            "crashes": tally.crashes,
+        }
+        for name, tally in tallies.items()
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _p95(values: list[float]) -> float | None:
+    return float(np.percentile(values, 95)) if values else None
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    return "—" if value is None or not reference else f"{value / reference:.2f}x"

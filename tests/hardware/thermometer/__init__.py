@@ -1,0 +1,1 @@
+"""Tests of the serial thermometers: protocols, driver, emulator and command."""
