@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     decode.add_argument(
         "--sets", nargs="+", choices=["dev", "kiosk"], default=["dev", "kiosk"], metavar="SET"
     )
+    decode.add_argument(
+        "--burst",
+        type=int,
+        default=10,
+        help="frames each sample is held in view for the live decoder (0: leave it out)",
+    )
     decode.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     pipeline = benches.add_parser("pipeline", help="frame to decision through the agent")
     pipeline.add_argument("--people", type=int, default=10, help="people in the clip")
@@ -68,6 +74,11 @@ def _decode(args: argparse.Namespace, header: str) -> int:
     if "kiosk" in args.sets:
         sets["kiosk"] = decode.kiosk_set(args.seed, args.codes, args.empty)
     results = {name: decode.measure(samples, chosen, args.repeat) for name, samples in sets.items()}
+    if args.burst > 0 and (args.decoders is None or decode.OURS in args.decoders):
+        for name, samples in sets.items():
+            results[name][f"{decode.OURS}, live ({args.burst} frames each)"] = decode.measure_live(
+                samples, args.burst
+            )
     if args.json:
         print(
             json.dumps(
