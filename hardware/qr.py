@@ -362,6 +362,7 @@ class LiveQrDecoder:
         """Texts of the QR codes in this frame, as QrDecoder.decode."""
         now = self._clock()
         recent = self._last if now - self._last_at <= self.memory_seconds else None
+        self._forget_old_places(now)
         scan = self.decoder.scan(
             image,
             look_first=recent.region if recent else None,
@@ -402,15 +403,22 @@ class LiveQrDecoder:
                 return tried
         return 0
 
-    def _remember(self, worked_on: list[tuple[Region, int]], now: float) -> None:
+    def _forget_old_places(self, now: float) -> None:
         # A patch every method failed on is kept (and skipped) for retry_seconds; one that is
         # still being worked through, while it stays in view (memory_seconds).
         exhausted = len(self.decoder.rescue_methods)
+        self._places = [
+            entry
+            for entry in self._places
+            if now - entry[2]
+            <= (self.retry_seconds if entry[1] >= exhausted else self.memory_seconds)
+        ]
+
+    def _remember(self, worked_on: list[tuple[Region, int]], now: float) -> None:
         kept = [
-            (place, tried, at, look)
-            for place, tried, at, look in self._places
-            if now - at <= (self.retry_seconds if tried >= exhausted else self.memory_seconds)
-            and not any(_same_place(place, new) for new, _ in worked_on)
+            entry
+            for entry in self._places
+            if not any(_same_place(entry[0], place) for place, _ in worked_on)
         ]
         self._places = kept + [
             (place, tried, now, self._looks[place]) for place, tried in worked_on
@@ -554,8 +562,8 @@ def _same_place(first: Region, second: Region) -> bool:
 
 
 def _thumbnail(patch: np.ndarray) -> np.ndarray:
-    """The patch shrunk to 8x8 grey levels, as a cheap signature of what it shows."""
-    return cv2.resize(patch, (8, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    """16x16 samples of the patch, a cheap signature of what it shows (texture included)."""
+    return cv2.resize(patch, (16, 16), interpolation=cv2.INTER_NEAREST).astype(np.int16)
 
 
 def _same_look(first: np.ndarray, second: np.ndarray) -> bool:

@@ -299,3 +299,75 @@ def test_without_zbar_library_zxing_still_reads(monkeypatch, caplog):
 def test_use_zbar_false_has_no_zbar():
     assert QrDecoder().has_zbar
     assert not QrDecoder(use_zbar=False).has_zbar
+
+
+def textured_empty_frame(seed: int) -> np.ndarray:
+    """A frame with no code but patches of fine two-way texture (checks, plaid, noise)."""
+    rng = np.random.default_rng(seed)
+    frame = np.full((720, 1280), 150, np.uint8)
+    for _ in range(4):
+        top, left = int(rng.integers(0, 500)), int(rng.integers(0, 1000))
+        cells = rng.integers(0, 2, (24, 24), dtype=np.uint8)
+        patch = np.kron(cells, np.ones((8, 8), np.uint8)) * 180 + 30
+        frame[top : top + 192, left : left + 192] = patch[:192, :192]
+    return frame
+
+
+def test_live_rescue_spends_no_more_than_its_share_on_frames_without_codes():
+    now = [0.0]
+    live = LiveQrDecoder(rescue_share=0.15, capacity_ms=5.0, clock=lambda: now[0])
+    largest_attempt_ms = 0.0
+    for number in range(60):
+        now[0] += 1 / 15
+        before = live.stats.rescue_ms
+        assert live.decode(textured_empty_frame(number % 20)) == []
+        largest_attempt_ms = max(largest_attempt_ms, live.stats.rescue_ms - before)
+    assert live.stats.attempts > 0  # the textured patches did draw rescue work
+    earned = 0.15 * live.stats.zxing_ms
+    assert live.stats.rescue_ms <= earned + 5.0 + largest_attempt_ms
+    # the stateless decoder, unbudgeted, spends far more on the same frames
+    unbudgeted = sum(QrDecoder().scan(textured_empty_frame(n % 20)).rescue_ms for n in range(60))
+    assert unbudgeted > live.stats.rescue_ms
+
+
+def test_live_rescue_goes_on_from_frame_to_frame(qr_photos_root):
+    # 12.webp needs the second rescue method; one attempt a frame reaches it on frame two.
+    image = cv2.imread(str(qr_photos_root / HARD_PHOTOS[0]), cv2.IMREAD_GRAYSCALE)
+    expected = (qr_photos_root / HARD_PHOTOS[0]).with_suffix(".txt").read_text(encoding="utf-8")
+    stateless = QrDecoder(rescue_budget_ms=1e-6)  # one attempt a frame, always the first
+    assert all(stateless.decode(image) == [] for _ in range(6))
+    now = [0.0]
+    live = LiveQrDecoder(rescue_share=1.0, capacity_ms=1e-6, clock=lambda: now[0])
+    texts: list[str] = []
+    for _ in range(15):
+        now[0] += 1 / 15
+        texts = live.decode(image)
+        if texts:
+            break
+    assert texts == [expected]
+    assert live.stats.attempts <= len(live.decoder.rescue_methods)
+
+
+def test_live_skips_a_patch_every_method_failed_on_until_it_changes():
+    now = [0.0]
+    live = LiveQrDecoder(rescue_share=50.0, capacity_ms=1000.0, clock=lambda: now[0])
+    for _ in range(20):  # quiet frames fill the bucket
+        now[0] += 1 / 15
+        live.decode(np.full((720, 1280), 150, np.uint8))
+    assert live.saved_ms > 100
+    frame = textured_empty_frame(1)
+    attempts = []
+    for _ in range(3):
+        now[0] += 1 / 15
+        live.decode(frame)
+        attempts.append(live.stats.attempts)
+    assert attempts[0] > 0
+    assert attempts[2] == attempts[1] == attempts[0]  # the same patches: nothing tried again
+    changed = textured_empty_frame(2)
+    now[0] += 1 / 15
+    live.decode(changed)
+    assert live.stats.attempts > attempts[2]  # new patches are worked on at once
+    now[0] += 3.0  # past retry_seconds: the old patches get another go
+    before = live.stats.attempts
+    live.decode(frame)
+    assert live.stats.attempts > before

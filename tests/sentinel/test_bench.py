@@ -1,0 +1,61 @@
+"""`sentinel bench`: small runs of both benchmarks, checking what they report, not how fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sentinel.bench import decode
+
+
+def bench_json(*args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel", "bench", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_decode_bench_on_the_dev_set_and_a_small_kiosk_set():
+    if not decode.DEV_SET.is_dir():
+        pytest.skip(f"reference QR photos not found at {decode.DEV_SET}")
+    report = bench_json(
+        "decode", "--codes", "10", "--empty", "4", "--repeat", "1", "--burst", "3",
+        "--decoders", "zxing-cpp", "zbar", "ours",
+    )  # fmt: skip
+    dev, kiosk = report["sets"]["dev"], report["sets"]["kiosk"]
+    assert set(dev) == {"zxing-cpp", "zbar", "ours", "ours, live (3 frames each)"}
+    assert dev["ours"]["codes"] == 98
+    assert dev["ours"]["read"] >= 97
+    assert dev["ours"]["misreads"] == []
+    assert dev["ours"]["read"] > dev["zxing-cpp"]["read"]
+    assert kiosk["ours"]["codes"] >= 10
+    assert kiosk["ours"]["read"] >= max(kiosk["zxing-cpp"]["read"], kiosk["zbar"]["read"])
+    assert kiosk["ours"]["empty_mean_ms"] > 0
+    assert report["missed_by_ours"] == {"dev": [], "kiosk": []}
+
+
+def test_missed_by_ours_names_codes_only_another_decoder_read():
+    zxing, ours = decode.Tally(), decode.Tally()
+    zxing.missed = {"a|1"}
+    ours.missed = {"a|1", "b|2"}
+    assert decode.missed_by_ours({"zxing-cpp": zxing, "ours": ours}) == ["b|2"]
+
+
+@pytest.mark.integration
+def test_pipeline_bench_replays_a_clip_through_the_agent():
+    report = bench_json("pipeline", "--people", "2")
+    # 2 people of 3 s and 3 gaps of 1 s, at 15 frames a second
+    assert report["frames"] == 2 * 45 + 3 * 15
+    decisions = {outcome: n for outcome, n in report["outcomes"].items() if outcome != "ignored"}
+    assert sum(decisions.values()) == 2  # one check-in per person, repeats ignored
+    assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["max_ms"]
+    assert 30 < report["agent_rss_mb"] < 1000
+    assert report["agent_exit"] == 3  # offline: exited with check-ins not synced
