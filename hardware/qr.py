@@ -195,6 +195,7 @@ class QrDecoder:
         method_first: str | None = None,
         rescue_budget_ms: float | None = None,
         already_tried: Callable[[Region, np.ndarray], int] | None = None,
+        search_beside_reads: bool = False,
     ) -> Scan:
         """Read the image and say what it cost.
 
@@ -203,6 +204,8 @@ class QrDecoder:
         the image is not searched. rescue_budget_ms, if given, replaces the decoder's own.
         already_tried(place, patch) says how many rescue methods earlier frames have tried on
         the same patch (so this frame goes on from there); the Scan says how far each got.
+        search_beside_reads looks for textured places beside the codes zxing-cpp read, for a
+        second code it could not read (by default only an image with no code read is searched).
         """
         grey = _to_grey(image)
         if grey is None:
@@ -233,9 +236,9 @@ class QrDecoder:
             return Scan(reads, zxing_ms, 0.0)
         rescue_started = time.perf_counter() - first_ms / 1000
         # Symbols zxing-cpp located but could not decode cost nothing more to find; the texture
-        # search is for codes it did not even locate, so it runs only when nothing was read.
+        # search is for codes it did not even locate.
         places = [found.region for found in located if found.text is None]
-        if not reads:
+        if not reads or search_beside_reads:
             places += candidate_regions(grey)
         places = [place for place in _merged(places) if not _covered(place, reads)]
         tried: list[tuple[Region, int]] = []
@@ -330,7 +333,9 @@ class LiveQrDecoder:
     (1 + rescue_share) times zxing-cpp alone (plus capacity_ms), however much texture fools
     the candidate search, while time saved on quiet frames is there when a hard code shows up.
     A place the rescue works on is remembered: the next frame goes on with the next method
-    there, and a place where every method failed is left alone for retry_seconds.
+    there, and a place where every method failed is left alone for retry_seconds. Every
+    whole_frame_every frames the whole frame is read again, and searched beside the codes
+    read, so that a second code (a paper code held beside a phone) is not missed.
     """
 
     def __init__(
@@ -339,6 +344,7 @@ class LiveQrDecoder:
         *,
         memory_seconds: float = 1.0,
         retry_seconds: float = 2.0,
+        whole_frame_every: int = 5,
         rescue_share: float = LIVE_RESCUE_SHARE,
         capacity_ms: float = LIVE_RESCUE_CAPACITY_MS,
         clock: Callable[[], float] = time.monotonic,
@@ -346,6 +352,8 @@ class LiveQrDecoder:
         self.decoder = decoder or QrDecoder()
         self.memory_seconds = memory_seconds
         self.retry_seconds = retry_seconds
+        self.whole_frame_every = whole_frame_every
+        self._frames_in_box = 0  # frames read in the remembered box alone, in a row
         self.rescue_share = rescue_share
         self.capacity_ms = capacity_ms
         self._clock = clock
@@ -362,14 +370,17 @@ class LiveQrDecoder:
         """Texts of the QR codes in this frame, as QrDecoder.decode."""
         now = self._clock()
         recent = self._last if now - self._last_at <= self.memory_seconds else None
+        whole_frame = recent is None or self._frames_in_box + 1 >= self.whole_frame_every
         self._forget_old_places(now)
         scan = self.decoder.scan(
             image,
-            look_first=recent.region if recent else None,
-            method_first=recent.method if recent else None,
+            look_first=None if whole_frame else recent.region,
+            method_first=None if whole_frame else recent.method,
             rescue_budget_ms=max(0.0, self.saved_ms),
             already_tried=self._already_tried,
+            search_beside_reads=recent is not None,
         )
+        self._frames_in_box = 0 if scan.whole_frame else self._frames_in_box + 1
         if scan.whole_frame:
             self._pass_ms = (
                 scan.zxing_ms

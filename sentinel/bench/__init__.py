@@ -107,8 +107,8 @@ def _decode(args: argparse.Namespace, header: str) -> int:
         for decoder, tally in tallies.items():
             if tally.crashes:
                 print(f"\n{decoder} raised on {tally.crashes} calls (counted as reading nothing)")
-        missed = decode.missed_by_ours(tallies)
-        print(f"\nread by a library alone but not by ours: {len(missed)}")
-        for item in missed:
-            print(f"  {item[:100]}")
+        for ours, missed in decode.missed_by_ours(tallies).items():
+            print(f"\nread by a library alone but not by {ours}: {len(missed)}")
+            for item in missed:
+                print(f"  {item[:100]}")
     return 0

@@ -203,15 +203,19 @@ def table(tallies: dict[str, Tally]) -> list[str]:
     return lines
 
 
-def missed_by_ours(tallies: dict[str, Tally]) -> list[str]:
-    """Codes that some library alone read and ours did not (the target is none)."""
+def missed_by_ours(tallies: dict[str, Tally]) -> dict[str, list[str]]:
+    """For each of our rows, the codes some library alone read and it did not (target: none)."""
     singles = [tally for name, tally in tallies.items() if not name.startswith(OURS)]
-    ours = tallies.get(OURS)
-    if ours is None or not singles:
-        return []
-    codes = set().union(*(tally.missed for tally in singles)) | ours.missed
-    read_by_some = {code for code in codes if any(code not in tally.missed for tally in singles)}
-    return sorted(read_by_some & ours.missed)
+    if not singles:
+        return {}
+    missed = {}
+    for name, ours in tallies.items():
+        if name.startswith(OURS):
+            read_by_some = {
+                code for code in ours.missed if any(code not in tally.missed for tally in singles)
+            }
+            missed[name] = sorted(read_by_some)
+    return missed
 
 
 def as_json(tallies: dict[str, Tally]) -> dict[str, object]:
