@@ -19,7 +19,7 @@ _TO_GREY = {3: cv2.COLOR_BGR2GRAY, 4: cv2.COLOR_BGRA2GRAY}
 _ECI_MODIFIERS = frozenset("246")
 
 # LiveQrDecoder's rescue budget: a share of zxing-cpp's own time, and at most this much saved.
-LIVE_RESCUE_SHARE = 0.15
+LIVE_RESCUE_SHARE = 0.10
 LIVE_RESCUE_CAPACITY_MS = 20.0
 _TEXTURE_WIDTH = 320  # candidate_regions looks at the image shrunk to about this width
 _CELL = 8  # ... in cells of this many pixels square
