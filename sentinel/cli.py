@@ -15,6 +15,7 @@ Digital Sentinel: venue-entrance check-in.
   sentinel device run          scan codes, decide by the venue's policy, record, sync
   sentinel device status       show this kiosk's enrollment and unsynced check-ins
   sentinel demo                a whole check-in cycle on this machine, host and kiosk as processes
+  sentinel card read           read an ID card or passport (PC/SC, eMRTD), masked
   sentinel thermometer read    one reading from a serial thermometer (modbus, stream or line)
   sentinel decode              the QR codes in image and video files, read as the kiosk reads them
   sentinel bench               benchmarks: decode (QR decoders), pipeline (frame to decision)
@@ -23,6 +24,7 @@ Digital Sentinel: venue-entrance check-in.
 
 def build_parser() -> argparse.ArgumentParser:
     from device import cli as device_cli
+    from hardware.smartcard import cli as card_cli
     from hardware.thermometer import cli as thermometer_cli
     from host import cli as host_cli
     from sentinel import bench, decode, demo
@@ -46,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="run the end-to-end demo",
             description=demo.__doc__,
         )
+    )
+    card_cli.add_arguments(
+        commands.add_parser("card", help="card readers and ID cards", description=card_cli.__doc__)
     )
     thermometer_cli.add_arguments(
         commands.add_parser(
@@ -80,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from device import cli as device_cli
 
         return device_cli.run(args)
+    if args.command == "card":
+        from hardware.smartcard import cli as card_cli
+
+        return card_cli.run(args)
     if args.command == "thermometer":
         from hardware.thermometer import cli as thermometer_cli
 

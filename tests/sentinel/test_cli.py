@@ -33,6 +33,7 @@ def test_top_level_help_lists_every_command() -> None:
         "decode",
         "bench",
         "thermometer read",
+        "card read",
     ):
         assert f"sentinel {command}" in result.stdout
 
@@ -49,6 +50,7 @@ def test_top_level_help_lists_every_command() -> None:
         (["bench", "decode"], ["--seed", "--codes", "--empty", "--decoders", "--json"]),
         (["bench", "pipeline"], ["--people", "--json"]),
         (["thermometer", "read"], ["--port", "--protocol", "--offset", "--json"]),
+        (["card", "read"], ["--reader", "--mrz", "--reveal", "--json"]),
     ],
 )
 def test_each_subcommand_explains_its_options(
