@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 import cv2
 import numpy as np
+
+from hardware.closing import Closing
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class FrameSourceError(Exception):
     """A source cannot deliver frames: a path that does not exist, or a camera that stays away."""
 
 
-class FrameSource(abc.ABC):
+class FrameSource(Closing):
     """Yields frames until exhausted or closed; closing is idempotent and works from any thread."""
 
     def __init__(self) -> None:
@@ -69,17 +70,6 @@ class FrameSource(abc.ABC):
     def close(self) -> None:
         """Make frames() stop."""
         self._closed.set()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class ReplaySource(FrameSource):

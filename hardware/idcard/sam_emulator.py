@@ -24,9 +24,10 @@ import tty
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Self
 
+from hardware.closing import Closing
 from hardware.idcard.ga467 import (
     SAM_ID_SIZE,
     CardData,
@@ -143,7 +144,7 @@ class Fault:
         return self.garbage + frame
 
 
-class SamEmulator:
+class SamEmulator(Closing):
     """A SAM module on a pty, answered from a thread; a context manager.
 
     port is the path to give a driver: link if given, else the pty's slave (which changes on
@@ -200,14 +201,6 @@ class SamEmulator:
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- what tests drive -----------------------------------------------------------------
 

@@ -28,11 +28,11 @@ import termios
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 import serial
 
+from hardware.closing import Closing
 from hardware.idcard.ga467 import (
     AUTH_FAILURES,
     DEFAULT_BAUDRATE,
@@ -103,7 +103,7 @@ class ReaderStatus:
     last_error: str | None
 
 
-class SamReader:
+class SamReader(Closing):
     """A SAM module on a serial port (8N1), opened on first use and reopened after unplugs.
 
     timeout bounds the wait for each answer (read_timeout for read base info, which takes the
@@ -168,17 +168,6 @@ class SamReader:
             if port is not None:
                 with contextlib.suppress(OSError, termios.error):
                     port.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- commands: these raise --------------------------------------------------------
 

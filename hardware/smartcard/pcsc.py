@@ -23,11 +23,12 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
-from typing import Any, Literal, Self
+from types import ModuleType
+from typing import Any, Literal
 
 from cryptography import x509
 
+from hardware.closing import Closing
 from hardware.smartcard.apdu import GET_UID, SW_OK, ResponseApdu
 from hardware.smartcard.emrtd import Document, read_emrtd
 from hardware.smartcard.errors import (
@@ -183,7 +184,7 @@ def _service_gone(context: _Context, tries: int = 5) -> bool:
     return False
 
 
-class PcscReader:
+class PcscReader(Closing):
     """One PC/SC reader, found by its name or a part of it (case-insensitive; the first match).
 
     The name is looked up again on every call, so a reader unplugged and plugged back in
@@ -196,17 +197,6 @@ class PcscReader:
         self._state: int | None = None  # for next_event: the state last seen
         self._present: bool | None = None
         self._generation = 0  # the context generation _state belongs to
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Release the PC/SC context."""
@@ -345,7 +335,7 @@ class PcscReader:
             )
 
 
-class CardConnection:
+class CardConnection(Closing):
     """A connection to the card on a reader: ATR, transmit, UID; reset when closed."""
 
     def __init__(self, owner: PcscReader, reader: str, handle: Any, protocol: int) -> None:
@@ -353,17 +343,6 @@ class CardConnection:
         self.reader = reader
         self._handle = handle
         self._protocol = protocol
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self, *, reset: bool = True) -> None:
         """Disconnect; reset the card (ending any secure-messaging session) unless told not."""

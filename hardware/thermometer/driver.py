@@ -28,11 +28,11 @@ import os
 import termios
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import serial
 
+from hardware.closing import Closing
 from hardware.thermometer.line import LineDecoder
 from hardware.thermometer.modbus import MAX_ADDRESS, ModbusDecoder
 from hardware.thermometer.protocol import PROTOCOL_NAMES, ProtocolError, ReadingDecoder
@@ -165,7 +165,7 @@ class _Backoff:
         self.next_at = 0.0
 
 
-class Thermometer:
+class Thermometer(Closing):
     """A serial thermometer at a port path, read in one protocol.
 
     The port is opened on first use (or by open()), never in the constructor. offset is added
@@ -224,17 +224,6 @@ class Thermometer:
             self._serial = None
         self._decoder.reset()
         self._asked_at = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def status(self) -> ThermometerStatus:
         return ThermometerStatus(

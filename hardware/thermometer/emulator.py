@@ -38,9 +38,9 @@ import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from hardware.closing import Closing
 from hardware.thermometer import line, modbus, stream
 from hardware.thermometer.protocol import PROTOCOL_NAMES
 
@@ -58,7 +58,7 @@ class _Command:
     error: Exception | None = None
 
 
-class Emulator:
+class Emulator(Closing):
     """One emulated thermometer; a context manager that starts serving on entry.
 
     protocol: "modbus", "stream" or "line"; celsius: the temperature it reports (settable);
@@ -150,14 +150,6 @@ class Emulator:
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def port(self) -> str:
