@@ -1,8 +1,9 @@
-"""The `sentinel` command: host, device and demo subcommands under one entry point."""
+"""The `sentinel` command: the host, device, peripheral and benchmark commands under one name."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,13 +23,19 @@ Digital Sentinel: venue-entrance check-in.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from device import cli as device_cli
-    from hardware.smartcard import cli as card_cli
-    from hardware.thermometer import cli as thermometer_cli
-    from host import cli as host_cli
-    from sentinel import bench, decode, demo
+# Each command: the module with its add_arguments(parser) and run(args), and its help line.
+COMMANDS = {
+    "host": ("host.cli", "the verification service"),
+    "device": ("device.cli", "the kiosk agent"),
+    "demo": ("sentinel.demo", "run the end-to-end demo"),
+    "card": ("hardware.smartcard.cli", "card readers and ID cards"),
+    "thermometer": ("hardware.thermometer.cli", "serial thermometer tools"),
+    "decode": ("sentinel.decode", "decode QR codes in files"),
+    "bench": ("sentinel.bench", "run a benchmark"),
+}
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sentinel",
         description=DESCRIPTION,
@@ -36,35 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    host_cli.add_arguments(
-        commands.add_parser("host", help="the verification service", description="Host commands.")
-    )
-    device_cli.add_arguments(
-        commands.add_parser("device", help="the kiosk agent", description="Device commands.")
-    )
-    demo.add_arguments(
-        commands.add_parser(
-            "demo",
-            help="run the end-to-end demo",
-            description=demo.__doc__,
-        )
-    )
-    card_cli.add_arguments(
-        commands.add_parser("card", help="card readers and ID cards", description=card_cli.__doc__)
-    )
-    thermometer_cli.add_arguments(
-        commands.add_parser(
-            "thermometer",
-            help="serial thermometer tools",
-            description=thermometer_cli.__doc__,
-        )
-    )
-    decode.add_arguments(
-        commands.add_parser("decode", help="decode QR codes in files", description=decode.__doc__)
-    )
-    bench.add_arguments(
-        commands.add_parser("bench", help="run a benchmark", description=bench.__doc__)
-    )
+    for name, (module_name, help_line) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(commands.add_parser(name, help=help_line, description=module.__doc__))
     return parser
 
 
@@ -77,30 +58,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
-    if args.command == "host":
-        from host import cli as host_cli
-
-        return host_cli.run(args)
-    if args.command == "device":
-        from device import cli as device_cli
-
-        return device_cli.run(args)
-    if args.command == "card":
-        from hardware.smartcard import cli as card_cli
-
-        return card_cli.run(args)
-    if args.command == "thermometer":
-        from hardware.thermometer import cli as thermometer_cli
-
-        return thermometer_cli.run(args)
-    if args.command == "decode":
-        from sentinel import decode
-
-        return decode.run(args)
-    if args.command == "bench":
-        from sentinel import bench
-
-        return bench.run(args)
-    from sentinel import demo
-
-    return demo.run(args)
+    return importlib.import_module(COMMANDS[args.command][0]).run(args)
