@@ -19,7 +19,9 @@ Digital Sentinel: venue-entrance check-in.
   sentinel card read           read an ID card or passport (PC/SC, eMRTD), masked
   sentinel thermometer read    one reading from a serial thermometer (modbus, stream or line)
   sentinel decode              the QR codes in image and video files, read as the kiosk reads them
-  sentinel bench               benchmarks: decode (QR decoders), pipeline (frame to decision)
+  sentinel verify              verify one credential (EU DCC HC1:, health code DS1:, venue URL)
+  sentinel conformance dcc     our EU DCC verification against the dgc-testdata expected results
+  sentinel bench               benchmarks: decode, pipeline, verify (credentials)
 """
 
 
@@ -31,6 +33,8 @@ COMMANDS = {
     "card": ("hardware.smartcard.cli", "card readers and ID cards"),
     "thermometer": ("hardware.thermometer.cli", "serial thermometer tools"),
     "decode": ("sentinel.decode", "decode QR codes in files"),
+    "verify": ("sentinel.verify", "verify a credential: EU DCC, health code or venue code"),
+    "conformance": ("sentinel.conformance", "check verification against reference test data"),
     "bench": ("sentinel.bench", "run a benchmark"),
 }
 

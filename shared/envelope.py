@@ -15,8 +15,9 @@ from cryptography.exceptions import InvalidSignature
 from shared.base45 import Base45Error, b45decode, b45encode
 from shared.keys import (
     ALGORITHM_NAMES,
+    CoseSigner,
     KeyPurpose,
-    SigningKey,
+    TrustedKey,
     TrustStore,
     verify_cose_signature,
 )
@@ -152,8 +153,11 @@ def parse_cose(data: bytes) -> CoseSign1:
     return CoseSign1(protected_raw, unprotected, payload, signature, alg, kid)
 
 
-def verify(cose: CoseSign1, trust: TrustStore, purpose: KeyPurpose) -> None:
-    """Stage signature: the signature verifies under a trusted key with this key id."""
+def verify(cose: CoseSign1, trust: TrustStore, purpose: KeyPurpose) -> TrustedKey:
+    """Stage signature: the signature verifies under a trusted key with this key id.
+
+    Returns the key that verified it (several keys may share one key id; each is tried).
+    """
     if cose.alg not in ALGORITHM_NAMES:
         raise CredentialError(Stage.SIGNATURE, f"algorithm {cose.alg} is not supported")
     candidates = trust.candidates(cose.kid, purpose)
@@ -169,7 +173,7 @@ def verify(cose: CoseSign1, trust: TrustStore, purpose: KeyPurpose) -> None:
             verify_cose_signature(candidate.public_key, cose.alg, cose.signature, message)
         except InvalidSignature:
             continue
-        return
+        return candidate
     raise CredentialError(
         Stage.SIGNATURE, f"signature does not verify under key {cose.kid.hex()} (forged or altered)"
     )
@@ -205,11 +209,21 @@ def parse_cwt(payload: bytes) -> CwtClaims:
     )
 
 
-def check_expiry(cwt: CwtClaims, now: datetime, *, clock_skew_seconds: float = 300) -> None:
-    """Stage expiry: not expired at `now` and not issued in the future (beyond clock skew)."""
+def check_expiry(
+    cwt: CwtClaims,
+    now: datetime,
+    *,
+    clock_skew_seconds: float = 300,
+    valid_at_expiry: bool = False,
+) -> None:
+    """Stage expiry: not expired at `now` and not issued in the future (beyond clock skew).
+
+    A CWT is expired from its exp on (RFC 8392, after RFC 7519); the HCERT specification
+    rejects only *after* exp, which `valid_at_expiry` selects.
+    """
     if cwt.expires_at is None:
         raise CredentialError(Stage.EXPIRY, "no expiry claim")
-    if now >= cwt.expires_at:
+    if now > cwt.expires_at or (now == cwt.expires_at and not valid_at_expiry):
         raise CredentialError(Stage.EXPIRY, f"expired at {cwt.expires_at.isoformat()}")
     if cwt.issued_at is not None and (cwt.issued_at - now).total_seconds() > clock_skew_seconds:
         raise CredentialError(Stage.EXPIRY, f"issued in the future ({cwt.issued_at.isoformat()})")
@@ -217,25 +231,26 @@ def check_expiry(cwt: CwtClaims, now: datetime, *, clock_skew_seconds: float = 3
 
 @dataclass(frozen=True)
 class OpenedEnvelope:
-    """What the stages up to cwt yield: the signed structure and its claims."""
+    """What the stages up to cwt yield: the signed structure, its claims and who signed it."""
 
     cose: CoseSign1
     cwt: CwtClaims
+    signer: TrustedKey
 
 
 def open_envelope(text: str, prefix: str, trust: TrustStore, purpose: KeyPurpose) -> OpenedEnvelope:
     """Run the stages unprefix, base45, inflate, cose, signature and cwt in order."""
     cose = parse_cose(inflate(base45(unprefix(text, prefix))))
-    verify(cose, trust, purpose)
-    return OpenedEnvelope(cose, parse_cwt(cose.payload))
+    signer = verify(cose, trust, purpose)
+    return OpenedEnvelope(cose, parse_cwt(cose.payload), signer)
 
 
-def seal(prefix: str, claims: dict[Any, Any], key: SigningKey) -> str:
+def seal(prefix: str, claims: dict[Any, Any], key: CoseSigner) -> str:
     """Sign CWT claims into a COSE_Sign1 and wrap it: the inverse of `open_envelope`."""
     return wrap(prefix, sign_cose(claims, key))
 
 
-def sign_cose(claims: dict[Any, Any], key: SigningKey) -> bytes:
+def sign_cose(claims: dict[Any, Any], key: CoseSigner) -> bytes:
     protected = cbor2.dumps({HEADER_ALG: key.alg, HEADER_KID: key.kid})
     payload = cbor2.dumps(claims)
     signature = key.sign(sig_structure(protected, payload))

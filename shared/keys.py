@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +33,7 @@ class KeyPurpose(StrEnum):
     HEALTH = "health"
     VENUE = "venue"
     POLICY = "policy"
+    DCC = "dcc"  # an EU DCC document signer certificate (DSC) from a trust list
 
 
 def b64url(data: bytes) -> str:
@@ -65,6 +67,12 @@ def load_public_key(der: bytes) -> PublicKey:
     return key
 
 
+def raw_ecdsa_signature(der_signature: bytes, size: int = 32) -> bytes:
+    """A DER ECDSA signature as the r||s of `size`-byte halves that COSE carries."""
+    r, s = decode_dss_signature(der_signature)
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
 def verify_cose_signature(
     public_key: PublicKey, alg: int, signature: bytes, message: bytes
 ) -> None:
@@ -94,6 +102,18 @@ def verify_cose_signature(
         public_key.verify(signature, message)
     else:
         raise InvalidSignature(f"algorithm {alg} is not supported")
+
+
+class CoseSigner(Protocol):
+    """What signs a COSE_Sign1: an algorithm, a key id, and signatures in COSE's form."""
+
+    @property
+    def alg(self) -> int: ...
+
+    @property
+    def kid(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -134,17 +154,21 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         """Sign with ES256 and return the raw 64-byte r||s signature COSE uses."""
-        r, s = decode_dss_signature(self.private_key.sign(message, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return raw_ecdsa_signature(self.private_key.sign(message, ec.ECDSA(hashes.SHA256())))
 
 
 @dataclass(frozen=True)
 class TrustedKey:
-    """A public key the verifier trusts, for one purpose."""
+    """A public key the verifier trusts, for one purpose.
+
+    certificate_types narrows what a DCC signer may sign ('t' test, 'v' vaccination,
+    'r' recovery) as its certificate's extended key usage says; None places no limit.
+    """
 
     kid: bytes
     purpose: KeyPurpose
     public_key: PublicKey
+    certificate_types: frozenset[str] | None = None
 
 
 @dataclass

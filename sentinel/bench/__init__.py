@@ -2,6 +2,7 @@
 
 sentinel bench decode    QR decoders alone and ours on the real photos and a synthetic kiosk set
 sentinel bench pipeline  a kiosk clip through the agent offline: ms per frame, peak RSS
+sentinel bench verify    µs per credential verified (EU DCC ES256 and PS256, health, venue codes)
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pipeline.add_argument("--people", type=int, default=10, help="people in the clip")
     pipeline.add_argument("--seed", type=int, default=7)
     pipeline.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    verify = benches.add_parser("verify", help="credential verification against the signature")
+    verify.add_argument("--iterations", type=int, default=1000, help="timings per credential")
+    verify.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.bench == "decode":
         return _decode(args, header)
+    if args.bench == "verify":
+        return _verify(args, header)
     from sentinel.bench import pipeline
 
     result = pipeline.measure(people=args.people, seed=args.seed)
@@ -111,4 +117,21 @@ def _decode(args: argparse.Namespace, header: str) -> int:
             print(f"\nread by a library alone but not by {ours}: {len(missed)}")
             for item in missed:
                 print(f"  {item[:100]}")
+    return 0
+
+
+def _verify(args: argparse.Namespace, header: str) -> int:
+    from sentinel.bench import verify
+    from shared.dcc.schema import SchemaStore
+
+    credentials = verify.credentials(SchemaStore.default())
+    verify.measure(credentials, args.iterations)
+    if args.json:
+        print(json.dumps({"measured": header, "credentials": verify.as_json(credentials)}))
+        return 0
+    print(
+        f"Credential verification, offline ({header}; {args.iterations} timings each, "
+        "the whole verification and the signature check alone, alternately)\n"
+    )
+    print("\n".join(verify.table(credentials)))
     return 0

@@ -1,0 +1,1 @@
+"""EU Digital COVID Certificate verification: signer certificates, schemas and `HC1:` texts."""

@@ -1,0 +1,1 @@
+"""Tests of EU DCC verification: certificates, schemas, HC1 texts."""
