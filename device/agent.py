@@ -10,24 +10,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from device.client import HostClient
+from device.client import HostClient, HostError
 from device.clock import DeviceClock
+from device.denylist import DenyListHolder, stored_trust
 from device.identity import load_enrollment, load_or_create_key
 from device.pipeline import (
     DEFAULT_REPEAT_WINDOW_SECONDS,
     REPEAT_REASON,
     Decoder,
+    DenyListState,
     Event,
     Pipeline,
     VenueState,
 )
+from device.report import StatusReporter
 from device.store import Store
 from device.sync import Syncer
 from hardware.frames import FrameSource
+from shared.dcc.schema import SchemaStore
+from shared.healthcode import HealthStatus
 from shared.messages import DeviceConfig
 
 log = logging.getLogger(__name__)
 DATABASE_FILE = "sentinel.db"
+STATUS_TIMEOUT_SECONDS = 1.5  # a paper code's holder waits at most this for the online lookup
 
 
 def log_feedback(event: Event) -> None:
@@ -80,6 +86,11 @@ class Agent:
         cached = self.store.load_config()
         venue = VenueState.from_config(cached) if cached else VenueState(enrollment.venue_id, None)
         self._events = events
+        self.denylist = DenyListHolder(
+            self.store, self.clock.now, trust=lambda: stored_trust(self.store)
+        )
+        self.denylist.restore()
+        self.reporter = StatusReporter(self.store, self.clock, self.denylist)
 
         def tell(event: Event) -> None:
             log_feedback(event)
@@ -90,6 +101,8 @@ class Agent:
             self.store,
             self.client,
             on_config=self._apply_config,
+            denylist=self.denylist,
+            report=self.reporter.report,
             idle_seconds=options.sync_idle_seconds,
         )
         self.pipeline = Pipeline(
@@ -100,15 +113,34 @@ class Agent:
             feedback=tell,
             on_recorded=self.syncer.nudge,
             repeat_window_seconds=options.repeat_window_seconds,
+            status_lookup=self._current_status,
+            deny_list=self._deny_list_state,
+            dcc_schemas=SchemaStore.default(),
         )
+
+    def _deny_list_state(self) -> DenyListState:
+        """The held deny list and how many minutes ago the host last confirmed it current."""
+        refreshed_at = self.denylist.refreshed_at()
+        if refreshed_at is None:
+            return DenyListState(None, None)
+        age_seconds = (self.clock.now() - refreshed_at).total_seconds()
+        return DenyListState(self.denylist.current(), max(0, int(age_seconds // 60)))
+
+    def _current_status(self, person_ref: str) -> HealthStatus | None:
+        """Ask the host for a paper code holder's current status; None when it cannot answer."""
+        try:
+            return self.client.status(person_ref, timeout=STATUS_TIMEOUT_SECONDS).health_status()
+        except HostError as error:
+            log.info("status lookup unavailable, deciding offline: %s", error)
+            return None
 
     def _apply_config(self, config: DeviceConfig) -> None:
         self.pipeline.update_venue(VenueState.from_config(config))
         log.info(
-            "configuration loaded: venue %s, policy v%d (%s), %d keys",
+            "configuration loaded: venue %s, rule set v%d (%s), %d keys",
             config.venue.id,
-            config.policy.version,
-            config.policy.category.value,
+            config.rules.version,
+            config.rules.category.value,
             len(config.keys),
         )
 

@@ -10,13 +10,16 @@ from pydantic import BaseModel, ValidationError
 
 from device.clock import DeviceClock
 from shared.auth import HEADER_SERVER_TIME, public_key_bytes, sign_request
+from shared.denylist import MEDIA_TYPE
 from shared.keys import b64url
 from shared.messages import (
     API_PREFIX,
     CheckInAck,
     CheckInBatch,
+    DenyListUnchanged,
     DeviceConfig,
     DeviceForm,
+    DeviceReport,
     EnrollRequest,
     EnrollResponse,
     StatusRequest,
@@ -106,7 +109,9 @@ class HostClient:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, body: bytes) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, body: bytes, timeout: float | None = None
+    ) -> httpx.Response:
         target = API_PREFIX + path
         sent_ms = self._clock.now_ms()
         headers = sign_request(
@@ -114,7 +119,13 @@ class HostClient:
         )
         headers["Content-Type"] = "application/json"
         try:
-            response = self._http.request(method, target, content=body, headers=headers)
+            response = self._http.request(
+                method,
+                target,
+                content=body,
+                headers=headers,
+                timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            )
         except httpx.HTTPError as error:
             raise HostError(f"{method} {target}: {type(error).__name__}: {error}") from None
         server_time = response.headers.get(HEADER_SERVER_TIME, "")
@@ -122,14 +133,28 @@ class HostClient:
             self._clock.observe_host_time(int(server_time), sent_ms, self._clock.now_ms())
         return response
 
-    def _call(self, method: str, path: str, body: bytes, reply: type[Reply]) -> Reply:
-        response = self._send(method, path, body)
+    def _exchange(
+        self, method: str, path: str, body: bytes, timeout: float | None = None
+    ) -> httpx.Response:
+        """A signed request and its successful response; any other answer raises HostError."""
+        response = self._send(method, path, body, timeout)
         if response.status_code == 401 and _error_from(response).code == "clock-skew":
             # The host's time has just been observed; sign again with the corrected clock.
-            response = self._send(method, path, body)
+            response = self._send(method, path, body, timeout)
         if not response.is_success:
             raise _error_from(response)
-        return _parse(reply, response)
+        return response
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        reply: type[Reply],
+        *,
+        timeout: float | None = None,
+    ) -> Reply:
+        return _parse(reply, self._exchange(method, path, body, timeout))
 
     def config(self) -> DeviceConfig:
         return self._call("GET", "/device/config", b"", DeviceConfig)
@@ -137,6 +162,18 @@ class HostClient:
     def send_checkins(self, batch: CheckInBatch) -> CheckInAck:
         return self._call("POST", "/device/checkins", batch.model_dump_json().encode(), CheckInAck)
 
-    def status(self, person_ref: str) -> StatusResponse:
+    def status(self, person_ref: str, *, timeout: float | None = None) -> StatusResponse:
+        """The host's current status behind a person reference, within `timeout` seconds."""
         body = StatusRequest(person_ref=person_ref).model_dump_json().encode()
-        return self._call("POST", "/device/status", body, StatusResponse)
+        return self._call("POST", "/device/status", body, StatusResponse, timeout=timeout)
+
+    def denylist(self, have: int | None) -> bytes | DenyListUnchanged:
+        """The signed deny list if the host's is newer than version `have` (None: none held)."""
+        path = "/device/denylist" if have is None else f"/device/denylist?have={have}"
+        response = self._exchange("GET", path, b"")
+        if response.headers.get("content-type", "").partition(";")[0].strip() == MEDIA_TYPE:
+            return response.content
+        return _parse(DenyListUnchanged, response)
+
+    def send_report(self, report: DeviceReport) -> None:
+        self._exchange("POST", "/device/report", report.model_dump_json().encode())

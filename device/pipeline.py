@@ -1,8 +1,9 @@
-"""The scan pipeline: frame, decode, verify offline, decide, record, tell; no network waits."""
+"""The scan pipeline: frame, decode, verify offline, decide, record, tell; paper codes meet IDs."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -14,14 +15,35 @@ import numpy as np
 
 from device.clock import DeviceClock
 from device.store import Store
+from shared.dcc.schema import SchemaStore
+from shared.denylist import DenyList
+from shared.healthcode import CodeKind, HealthStatus
 from shared.keys import TrustStore
-from shared.messages import CheckIn, DeviceConfig, trust_store
-from shared.policy import Decision, Outcome, Policy
+from shared.messages import CheckIn, DeviceConfig
+from shared.policy import Decision, Outcome, RuleSet
 from shared.uuid7 import uuid7
-from shared.verification import CredentialKind, assess, recognise
+from shared.verification import (
+    Assessment,
+    CheckContext,
+    CredentialKind,
+    assess,
+    recognise,
+)
 
+log = logging.getLogger(__name__)
 DEFAULT_REPEAT_WINDOW_SECONDS = 30.0
 REPEAT_REASON = "repeat: already seen moments ago, no new check-in"
+PAPER_WAIT_SECONDS = 20.0  # a paper code waits this long for its holder's ID card
+ID_KEEP_SECONDS = 20.0  # an ID card read waits this long for a paper code
+SHOW_ID_REASON = "paper-code-show-id: show the ID card of the code's holder"
+
+
+@dataclass(frozen=True)
+class DenyListState:
+    """The deny list as the pipeline sees it: a lookup and how long ago it was confirmed."""
+
+    lookup: DenyList | None
+    age_minutes: int | None
 
 
 class Decoder(Protocol):
@@ -52,12 +74,29 @@ class VenueState:
     """What the pipeline needs from the host's configuration, swapped atomically on refresh."""
 
     venue_id: str
-    policy: Policy | None
+    rules: RuleSet | None
     trust: TrustStore = field(default_factory=TrustStore)
 
     @classmethod
     def from_config(cls, config: DeviceConfig) -> VenueState:
-        return cls(config.venue.id, config.policy, trust_store(config.keys))
+        """Trust the published keys; use the rule set only if the host's policy key signed it."""
+        trust = config.trust()
+        try:
+            rules = config.rules.open(trust)
+        except ValueError as error:
+            log.error("venue rule set refused, every check is referred to staff: %s", error)
+            rules = None
+        return cls(config.venue.id, rules, trust)
+
+
+@dataclass(frozen=True)
+class PendingPaperCode:
+    """A paper code waiting for its holder's ID card."""
+
+    text: str
+    origin: str
+    temperature_c: float | None
+    since: float
 
 
 class RepeatFilter:
@@ -96,6 +135,11 @@ class Pipeline:
         feedback: Callable[[Event], None],
         on_recorded: Callable[[], None] = lambda: None,
         repeat_window_seconds: float = DEFAULT_REPEAT_WINDOW_SECONDS,
+        deny_list: Callable[[], DenyListState] = lambda: DenyListState(None, None),
+        status_lookup: Callable[[str], HealthStatus | None] | None = None,
+        id_reader: bool = False,
+        dcc_schemas: SchemaStore | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._decoder = decoder
         self._store = store
@@ -104,19 +148,39 @@ class Pipeline:
         self._venue_lock = threading.Lock()
         self._feedback = feedback
         self._on_recorded = on_recorded
-        self._repeats = RepeatFilter(repeat_window_seconds)
+        self._repeats = RepeatFilter(repeat_window_seconds, clock=monotonic)
+        self._deny_list = deny_list
+        self._status_lookup = status_lookup
+        self._id_reader = id_reader  # with a reader, a paper code waits for the card
+        self._dcc_schemas = dcc_schemas
+        self._monotonic = monotonic
+        self._paper_lock = threading.Lock()
+        self._pending_paper: PendingPaperCode | None = None
+        self._recent_id: tuple[str, float] | None = None  # never logged, never stored
 
     def update_venue(self, venue: VenueState) -> None:
         with self._venue_lock:
             self._venue = venue
 
     def process_image(self, image: np.ndarray, origin: str) -> list[Event]:
-        return [self.process_text(text, origin) for text in self._decoder.decode(image)]
+        events = self.expire_waiting()
+        return events + [self.process_text(text, origin) for text in self._decoder.decode(image)]
 
-    def _repeat(self, kind: CredentialKind, origin: str) -> Event:
-        event = Event(origin, kind, Decision(Outcome.IGNORED, (REPEAT_REASON,)))
+    def _tell(self, event: Event) -> Event:
         self._feedback(event)
         return event
+
+    def _repeat(self, kind: CredentialKind, origin: str) -> Event:
+        return self._tell(Event(origin, kind, Decision(Outcome.IGNORED, (REPEAT_REASON,))))
+
+    def _recent_id_number(self) -> str | None:
+        if self._recent_id is None:
+            return None
+        id_number, read_at = self._recent_id
+        if self._monotonic() - read_at > ID_KEEP_SECONDS:
+            self._recent_id = None
+            return None
+        return id_number
 
     def process_text(self, text: str, origin: str, *, temperature_c: float | None = None) -> Event:
         # The same text again (a code held up in front of the camera) is known before any
@@ -124,38 +188,87 @@ class Pipeline:
         text_key = "text:" + hashlib.sha256(text.encode()).hexdigest()
         if self._repeats.seen_recently(text_key):
             return self._repeat(recognise(text), origin)
-        with self._venue_lock:
-            venue = self._venue
-        now = self._clock.now()
-        trusted = self._clock.trusted
-        assessment = assess(
-            text,
-            trust=venue.trust,
-            policy=venue.policy,
-            now=now,
-            clock_trusted=trusted,
-            temperature_c=temperature_c,
-        )
+        with self._paper_lock:
+            id_number = self._recent_id_number()
+        assessment, trusted = self._assess(text, temperature_c, id_number)
+        code = assessment.code
+        if code is not None and code.kind is CodeKind.PAPER:
+            if id_number is None and self._id_reader:
+                with self._paper_lock:
+                    self._pending_paper = PendingPaperCode(
+                        text, origin, temperature_c, self._monotonic()
+                    )
+                return self._tell(
+                    Event(origin, assessment.kind, Decision(Outcome.IGNORED, (SHOW_ID_REASON,)))
+                )
+            with self._paper_lock:
+                self._recent_id = None  # one ID card vouches for one paper code
         subject = assessment.verified_subject
         if subject and self._repeats.seen_recently(f"subject:{subject}"):
             return self._repeat(assessment.kind, origin)
         if assessment.decision.outcome is Outcome.IGNORED:
-            event = Event(origin, assessment.kind, assessment.decision)
-            self._feedback(event)
-            return event
+            return self._tell(Event(origin, assessment.kind, assessment.decision))
+        return self._record(origin, assessment, temperature_c, trusted)
+
+    def present_id(self, id_number: str, origin: str) -> Event | None:
+        """An ID card was read: it completes a waiting paper code, or waits for one."""
+        with self._paper_lock:
+            pending, self._pending_paper = self._pending_paper, None
+            if pending is None or self._monotonic() - pending.since > PAPER_WAIT_SECONDS:
+                self._recent_id = (id_number, self._monotonic())
+                return None
+        assessment, trusted = self._assess(pending.text, pending.temperature_c, id_number)
+        return self._record(
+            f"{pending.origin}+{origin}", assessment, pending.temperature_c, trusted
+        )
+
+    def expire_waiting(self) -> list[Event]:
+        """A paper code whose ID card never came is decided without it (staff are asked)."""
+        with self._paper_lock:
+            pending = self._pending_paper
+            if pending is None or self._monotonic() - pending.since <= PAPER_WAIT_SECONDS:
+                return []
+            self._pending_paper = None
+        assessment, trusted = self._assess(pending.text, pending.temperature_c, None)
+        return [self._record(pending.origin, assessment, pending.temperature_c, trusted)]
+
+    def _assess(
+        self, text: str, temperature_c: float | None, id_number: str | None
+    ) -> tuple[Assessment, bool]:
+        with self._venue_lock:
+            venue = self._venue
+        deny_list = self._deny_list()
+        trusted = self._clock.trusted
+        context = CheckContext(
+            now=self._clock.now(),
+            clock_trusted=trusted,
+            temperature_c=temperature_c,
+            deny_list=deny_list.lookup,
+            deny_list_age_minutes=deny_list.age_minutes,
+            id_number=id_number,
+            status_lookup=self._status_lookup,
+            dcc_schemas=self._dcc_schemas,
+        )
+        return assess(text, trust=venue.trust, rules=venue.rules, context=context), trusted
+
+    def _record(
+        self, origin: str, assessment: Assessment, temperature_c: float | None, trusted: bool
+    ) -> Event:
+        with self._venue_lock:
+            venue_id = self._venue.venue_id
+        decision = assessment.decision
         checkin = CheckIn(
             id=uuid7(),
-            venue_id=venue.venue_id,
-            scanned_at=now,
+            venue_id=venue_id,
+            scanned_at=self._clock.now(),
             person_ref=assessment.verified_subject,
             kind=assessment.kind,
-            outcome=assessment.decision.outcome,
-            reasons=list(assessment.decision.reasons),
+            outcome=decision.outcome,
+            reasons=list(decision.reasons),
             temperature_c=temperature_c,
             clock_trusted=trusted,
         )
         self._store.record(checkin)  # durable before the person is told anything
-        event = Event(origin, assessment.kind, assessment.decision, str(checkin.id))
-        self._feedback(event)
+        event = self._tell(Event(origin, assessment.kind, decision, str(checkin.id)))
         self._on_recorded()
         return event

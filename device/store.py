@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS checkins (
 );
 CREATE INDEX IF NOT EXISTS checkins_pending ON checkins (acked_at_ms, id);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS denylist (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    document BLOB NOT NULL,
+    refreshed_at_ms INTEGER NOT NULL
+);
 """
 
 
@@ -121,6 +126,24 @@ class Store:
     def load_config(self) -> DeviceConfig | None:
         row = self._connect().execute("SELECT value FROM settings WHERE name = 'config'").fetchone()
         return DeviceConfig.model_validate_json(row[0]) if row else None
+
+    def save_denylist(self, document: bytes, refreshed_at_ms: int) -> None:
+        """Keep the host-signed deny list as received; it is checked again whenever loaded."""
+        self._connect().execute(
+            "INSERT INTO denylist (only_row, document, refreshed_at_ms) VALUES (1, ?, ?)"
+            " ON CONFLICT (only_row) DO UPDATE SET"
+            " document = excluded.document, refreshed_at_ms = excluded.refreshed_at_ms",
+            (document, refreshed_at_ms),
+        )
+
+    def mark_denylist_refreshed(self, refreshed_at_ms: int) -> None:
+        """The host confirmed that the kept list is current."""
+        self._connect().execute("UPDATE denylist SET refreshed_at_ms = ?", (refreshed_at_ms,))
+
+    def load_denylist(self) -> tuple[bytes, int] | None:
+        """The kept deny list and when the host last confirmed it current, if one is kept."""
+        row = self._connect().execute("SELECT document, refreshed_at_ms FROM denylist").fetchone()
+        return (bytes(row[0]), row[1]) if row else None
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from device.client import HostClient, HostError
+from device.denylist import DenyListHolder
 from device.store import Store
-from shared.messages import CheckInBatch, DeviceConfig
+from shared.envelope import CredentialError
+from shared.messages import CheckInBatch, DeviceConfig, DeviceReport
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class Backoff:
 
 
 class Syncer:
-    """Runs in its own thread: uploads check-ins and refreshes the host configuration."""
+    """Runs in its own thread: check-ins up, configuration and deny list down, status reports."""
 
     def __init__(
         self,
@@ -37,16 +39,26 @@ class Syncer:
         client: HostClient,
         *,
         on_config: Callable[[DeviceConfig], None],
+        denylist: DenyListHolder | None = None,
+        report: Callable[[], DeviceReport] | None = None,
         batch_size: int = 500,
         idle_seconds: float = 2.0,
         config_every_seconds: float = 300.0,
+        denylist_every_seconds: float = 600.0,
+        report_every_seconds: float = 60.0,
     ) -> None:
         self._store = store
         self._client = client
         self._on_config = on_config
+        self._denylist = denylist
+        self._report = report
         self._batch_size = batch_size
         self._idle_seconds = idle_seconds
         self._config_every = config_every_seconds
+        self._denylist_every = denylist_every_seconds
+        self._report_every = report_every_seconds
+        self._denylist_due = self._report_due = time.monotonic()
+        self._denylist_failures = 0
         self._backoff = Backoff()
         self._rng = random.Random()
         self._wake = threading.Event()
@@ -87,10 +99,38 @@ class Syncer:
         log.info("synced %d check-ins (%d new on host)", len(acknowledged), ack.inserted)
         return len(acknowledged)
 
+    def _upkeep(self) -> None:
+        """Deny list and status report, each on its own schedule; their failures stop nothing."""
+        now = time.monotonic()
+        if self._denylist is not None and now >= self._denylist_due:
+            try:
+                self._denylist.refresh(self._client)
+                self._denylist_failures = 0
+                self._denylist_due = now + self._denylist_every
+                self._report_due = now  # the host learns the list's new age at once
+            except (HostError, CredentialError) as error:
+                self._denylist_failures += 1
+                self._denylist.failed(str(error))
+                delay = self._backoff.delay(self._denylist_failures, self._rng)
+                self._denylist_due = now + delay
+                log.warning(
+                    "deny list refresh failed (%d in a row), next try in %.1f s: %s",
+                    self._denylist_failures,
+                    delay,
+                    error,
+                )
+        if self._report is not None and now >= self._report_due:
+            self._report_due = now + self._report_every
+            try:
+                self._client.send_report(self._report())
+            except HostError as error:
+                log.warning("status report not sent: %s", error)
+
     def _run(self) -> None:
         config_due = time.monotonic()
         while not self._stop.is_set():
             wait = self._idle_seconds
+            backing_off = False
             try:
                 if time.monotonic() >= config_due:
                     try:
@@ -111,11 +151,14 @@ class Syncer:
                     self.refused = str(error)
                     log.error("the host refuses this device: %s", error)
                 wait = self._backoff.delay(self.failures, self._rng)
+                backing_off = True
                 log.warning(
                     "sync failed (%d in a row), next try in %.1f s: %s", self.failures, wait, error
                 )
+            self._upkeep()
+            if backing_off:
                 # While backing off, new check-ins do not cut the wait short; stopping does.
                 self._stop.wait(wait)
-                continue
-            self._wake.wait(wait)
-            self._wake.clear()
+            else:
+                self._wake.wait(wait)
+                self._wake.clear()

@@ -11,11 +11,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from host.api.deps import HostContext
 from host.api.errors import install_error_handlers
-from host.api.routes import admin, devices, public
+from host.api.routes import admin, denylist, devices, public
 from host.core.config import Settings
 from host.signing import HostKeys
 from host.storage.sqlite import SqliteStorage
 from shared.auth import HEADER_SERVER_TIME
+from shared.dcc.schema import SchemaStore
 from shared.messages import API_PREFIX
 
 
@@ -42,7 +43,9 @@ class ServerTimeMiddleware:
 def create_app(settings: Settings) -> FastAPI:
     """Open the storage (creating schema and keys on first start) and build the app on it."""
     storage = SqliteStorage(settings.db_path)
-    context = HostContext(settings, storage, HostKeys.load(storage))
+    context = HostContext(
+        settings, storage, HostKeys.load(storage, settings.dcc_trust), SchemaStore.default()
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -57,5 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ServerTimeMiddleware, now_ms=settings.now_ms)
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(devices.router, prefix=API_PREFIX)
+    app.include_router(denylist.admin_router, prefix=API_PREFIX)
+    app.include_router(denylist.device_router, prefix=API_PREFIX)
     app.include_router(public.router)
     return app

@@ -43,10 +43,13 @@ def serve(
     public_url: str,
     admin_token: str | None,
     admin_token_file: Path | None,
+    dcc_trust: Path | None = None,
 ) -> None:
     """Run the host until interrupted; without an admin token, use or make a token file."""
     token = admin_token if admin_token else admin_token_for(db_path, admin_token_file)
-    settings = Settings(db_path=db_path, public_url=public_url, admin_token=token)
+    settings = Settings(
+        db_path=db_path, public_url=public_url, admin_token=token, dcc_trust=dcc_trust
+    )
     log.info("database %s; venue codes under %s", db_path, settings.public_url)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
@@ -69,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"file holding the admin token (default: {ADMIN_TOKEN_FILE} next to the database, "
         "generated on first start)",
     )
+    serve_parser.add_argument(
+        "--dcc-trust",
+        type=Path,
+        help="EU DCC signer certificates (a PEM/DER file or a directory) to publish to devices",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,5 +88,6 @@ def run(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         admin_token=None,
         admin_token_file=args.admin_token_file,
+        dcc_trust=args.dcc_trust,
     )
     return 0

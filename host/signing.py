@@ -1,10 +1,13 @@
-"""The host's keys: an ES256 signing key per purpose and the ID-number HMAC key, kept in storage."""
+"""The host's keys: a signing key per purpose, the ID-number HMAC key, and EU DCC signers."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from pathlib import Path
 
 from host.storage.base import Storage
+from shared.dcc.certificates import SignerCertificate, load_certificates
 from shared.keys import KeyPurpose, SigningKey
 from shared.messages import PublishedKey, trust_store
 
@@ -21,22 +24,39 @@ def _signing_key(storage: Storage, purpose: KeyPurpose) -> SigningKey:
 class HostKeys:
     """Made on first start and stored; later starts load the same keys."""
 
-    def __init__(self, health: SigningKey, venue: SigningKey, id_hmac_key: bytes) -> None:
+    def __init__(
+        self,
+        health: SigningKey,
+        venue: SigningKey,
+        policy: SigningKey,
+        id_hmac_key: bytes,
+        dcc_signers: Sequence[SignerCertificate] = (),
+    ) -> None:
         self.health = health
         self.venue = venue
+        self.policy = policy  # signs venue rule sets and deny lists
         self.id_hmac_key = id_hmac_key
         self.published = [
             PublishedKey.of(key, purpose)
-            for purpose, key in ((KeyPurpose.HEALTH, health), (KeyPurpose.VENUE, venue))
+            for purpose, key in (
+                (KeyPurpose.HEALTH, health),
+                (KeyPurpose.VENUE, venue),
+                (KeyPurpose.POLICY, policy),
+            )
         ]
+        self.dcc_signers = list(dcc_signers)  # published to devices as they are
         self.trust = trust_store(self.published)  # what a device trusts, built the same way
+        for signer in self.dcc_signers:
+            self.trust.add(signer.trusted_key())
 
     @classmethod
-    def load(cls, storage: Storage) -> HostKeys:
+    def load(cls, storage: Storage, dcc_trust: Path | None = None) -> HostKeys:
         return cls(
             health=_signing_key(storage, KeyPurpose.HEALTH),
             venue=_signing_key(storage, KeyPurpose.VENUE),
+            policy=_signing_key(storage, KeyPurpose.POLICY),
             id_hmac_key=storage.ensure_secret(
                 "id-hmac-key", lambda: secrets.token_bytes(ID_HMAC_KEY_BYTES)
             ),
+            dcc_signers=load_certificates(dcc_trust) if dcc_trust is not None else (),
         )

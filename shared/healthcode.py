@@ -58,6 +58,14 @@ class NucleicTest:
 
 
 @dataclass(frozen=True)
+class HealthStatus:
+    """A person's current status as the host keeps it: what a paper code is checked against."""
+
+    colour: Colour
+    test: NucleicTest | None
+
+
+@dataclass(frozen=True)
 class HealthCode:
     """The claims of a health code; `person_ref` is pseudonymous, never an ID number."""
 

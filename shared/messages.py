@@ -8,7 +8,16 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from shared.healthcode import CodeKind, Colour, TestResult, normalise_id_number
+from shared.dcc.certificates import load_certificate
+from shared.denylist import HashKind
+from shared.healthcode import (
+    CodeKind,
+    Colour,
+    HealthStatus,
+    NucleicTest,
+    TestResult,
+    normalise_id_number,
+)
 from shared.keys import (
     KeyPurpose,
     SigningKey,
@@ -19,7 +28,7 @@ from shared.keys import (
     key_id,
     load_public_key,
 )
-from shared.policy import Outcome, Policy, VenueCategory
+from shared.policy import Outcome, RuleSet, VenueCategory, open_ruleset, sign_ruleset
 from shared.venuecode import BindingKind
 from shared.verification import CredentialKind
 
@@ -162,12 +171,56 @@ def trust_store(keys: list[PublishedKey]) -> TrustStore:
     return TrustStore.of(key.trusted() for key in keys)
 
 
+class SignedRules(Message):
+    """A venue's rule set as the host signed it; devices use it only once the signature checks."""
+
+    version: int = Field(ge=1)
+    category: VenueCategory
+    document: str = Field(description="base64url of the COSE_Sign1 made by the host's policy key")
+
+    @classmethod
+    def of(cls, ruleset: RuleSet, key: SigningKey) -> SignedRules:
+        return cls(
+            version=ruleset.version,
+            category=ruleset.category,
+            document=b64url(sign_ruleset(ruleset, key)),
+        )
+
+    def open(self, trust: TrustStore) -> RuleSet:
+        """The rule set, after checking its signature and that it is what the label says."""
+        try:
+            data = b64url_decode(self.document)
+        except ValueError:
+            raise ValueError("the signed rule set is not base64url") from None
+        ruleset = open_ruleset(data, trust)
+        if (ruleset.version, ruleset.category) != (self.version, self.category):
+            raise ValueError("the signed rule set is not the version or category it claims")
+        return ruleset
+
+
 class DeviceConfig(Message):
     device_id: str
     venue: Venue
-    policy: Policy
+    rules: SignedRules
     keys: list[PublishedKey]
+    dcc_signers: list[str] = Field(
+        default_factory=list, description="EU DCC signer certificates, base64url DER"
+    )
     server_time: AwareDatetime
+
+    @field_validator("dcc_signers")
+    @classmethod
+    def _certificates(cls, signers: list[str]) -> list[str]:
+        for der in signers:
+            load_certificate(b64url_decode(der))  # raises ValueError naming what is wrong
+        return signers
+
+    def trust(self) -> TrustStore:
+        """The host's published keys and the EU DCC signers, as a device trusts them."""
+        store = trust_store(self.keys)
+        for der in self.dcc_signers:
+            store.add(load_certificate(b64url_decode(der)).trusted_key())
+        return store
 
 
 class EnrollResponse(Message):
@@ -183,6 +236,8 @@ class DeviceInfo(Message):
     enrolled_at: AwareDatetime
     last_seen_at: AwareDatetime | None
     revoked: bool
+    report: DeviceReport | None = None  # the latest the device sent
+    reported_at: AwareDatetime | None = None  # when the host received it
 
 
 # ---- check-ins ----------------------------------------------------------------------------
@@ -251,6 +306,13 @@ class StatusResponse(Message):
     test: NucleicTestIn | None = None
     updated_at: AwareDatetime | None = None
 
+    def health_status(self) -> HealthStatus | None:
+        """The current status to check a paper code against; None for an unknown person."""
+        if not self.known or self.colour is None:
+            return None
+        test = None if self.test is None else NucleicTest(self.test.sampled_at, self.test.result)
+        return HealthStatus(self.colour, test)
+
 
 class VerifyRequest(Message):
     text: str = Field(min_length=1, max_length=4096)
@@ -267,3 +329,92 @@ class VerifyResponse(Message):
 class ErrorBody(Message):
     error: str
     detail: str
+
+
+# ---- deny lists and device reports ---------------------------------------------------------
+
+DigestHex = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="16 bytes, lowercase hex")]
+ComponentName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,39}$")]
+
+
+class DenyPersonRef(Message):
+    person_ref: str = Field(min_length=1, max_length=64)
+
+
+class DenyIdNumber(Message):
+    """A person found by ID number; the host keeps only their digest, never the number."""
+
+    id_number: str = Field(min_length=6, max_length=40)
+
+
+class DenyDigest(Message):
+    """A digest of a given kind, as the EU DCC revocation lists publish them."""
+
+    kind: HashKind
+    digest: DigestHex
+
+
+DenyListEntryIn = DenyPersonRef | DenyIdNumber | DenyDigest
+
+
+class DenyListAdd(Message):
+    reason: str = Field(min_length=1, max_length=200)
+    entries: list[DenyListEntryIn] = Field(min_length=1, max_length=10_000)
+
+
+class DenyListEntryOut(Message):
+    kind: HashKind
+    digest: DigestHex
+
+
+class DenyListSummary(Message):
+    version: int
+    changed_at: AwareDatetime | None = Field(description="None until the first change")
+    counts: dict[HashKind, int]
+
+
+class DenyListAdded(DenyListSummary):
+    added: int = Field(description="entries that were not listed yet")
+    entries: list[DenyListEntryOut] = Field(description="what each requested entry is listed as")
+
+
+class DenyListUnchanged(Message):
+    """The device's deny list is current; `version` is the host's."""
+
+    version: int
+
+
+class ComponentHealth(StrEnum):
+    OK = "ok"
+    ABSENT = "absent"
+    FAILING = "failing"
+
+
+class ComponentState(Message):
+    """A part of a device (the deny list, a card reader, the thermometer) as the device sees it."""
+
+    state: ComponentHealth
+    since: AwareDatetime = Field(description="when it came into this state")
+    detail: str | None = Field(default=None, max_length=300)
+
+
+class DenyListStatus(Message):
+    version: int = Field(ge=0)
+    issued_at: AwareDatetime = Field(description="when the host made this version")
+    refreshed_at: AwareDatetime = Field(
+        description="when the host last confirmed it current: a download or an 'unchanged'"
+    )
+    entries: int = Field(ge=0)
+
+
+class DeviceReport(Message):
+    """What a device tells the host about itself with its sync; the host keeps the latest."""
+
+    sent_at: AwareDatetime
+    clock_trusted: bool
+    pending_checkins: int = Field(ge=0)
+    denylist: DenyListStatus | None
+    components: dict[ComponentName, ComponentState] = Field(default_factory=dict, max_length=32)
+
+
+DeviceInfo.model_rebuild()  # its report is defined further down

@@ -1,16 +1,22 @@
-"""From a scanned text to a decision: recognise, verify offline, apply the venue policy."""
+"""From a scanned text to a decision: recognise, verify offline, gather facts, apply the rules."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from shared import healthcode, venuecode
+from shared.dcc import hcert
+from shared.dcc.hcert import VerifiedDcc
+from shared.dcc.schema import SchemaStore
+from shared.denylist import DenyList
 from shared.envelope import CredentialError, Stage
-from shared.healthcode import HealthCode
-from shared.keys import TrustStore
-from shared.policy import Decision, Outcome, Policy, decide
+from shared.healthcode import CodeKind, HealthCode, HealthStatus
+from shared.keys import ES256, TrustStore
+from shared.policy import Decision, Facts, IdCheck, Outcome, RuleSet, decide
 from shared.venuecode import VenueCode
 
 
@@ -22,6 +28,21 @@ class CredentialKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class CheckContext:
+    """What the device knows at the moment of a check, besides the credential itself."""
+
+    now: datetime
+    clock_trusted: bool
+    temperature_c: float | None = None
+    deny_list: DenyList | None = None
+    deny_list_age_minutes: int | None = None
+    id_number: str | None = None  # read from the holder's ID card for this check
+    # Paper codes: the host's current status behind a person reference; None when offline.
+    status_lookup: Callable[[str], HealthStatus | None] | None = None
+    dcc_schemas: SchemaStore | None = None  # without them an EU DCC goes to staff
+
+
+@dataclass(frozen=True)
 class Assessment:
     """What a scanned text is, the decision on it, and the verified claims if any."""
 
@@ -29,6 +50,7 @@ class Assessment:
     decision: Decision
     code: HealthCode | None = None
     venue: VenueCode | None = None
+    dcc: VerifiedDcc | None = None
 
     @property
     def verified_subject(self) -> str | None:
@@ -40,6 +62,8 @@ def _failure(kind: CredentialKind, error: CredentialError) -> Assessment:
         return Assessment(kind, Decision(Outcome.REFER, (f"untrusted-signer: {error.reason}",)))
     if error.stage is Stage.SIGNATURE:
         return Assessment(kind, Decision(Outcome.DENY, (f"bad-signature: {error.reason}",)))
+    if error.stage is Stage.KEYUSAGE:
+        return Assessment(kind, Decision(Outcome.DENY, (f"wrong-key-usage: {error.reason}",)))
     if error.stage is Stage.EXPIRY:
         return Assessment(kind, Decision(Outcome.DENY, (f"expired: {error.reason}",)))
     # Damaged or malformed beyond the signature: it cannot be verified, so staff decide.
@@ -49,28 +73,68 @@ def _failure(kind: CredentialKind, error: CredentialError) -> Assessment:
 def recognise(text: str) -> CredentialKind:
     if text.startswith(healthcode.PREFIX):
         return CredentialKind.HEALTH
-    if text.startswith("HC1:"):
+    if text.startswith(hcert.PREFIX):
         return CredentialKind.DCC
     if venuecode.looks_like_venue_url(text):
         return CredentialKind.VENUE
     return CredentialKind.UNKNOWN
 
 
+def health_payload(code: HealthCode, status: HealthStatus | None) -> dict[str, Any]:
+    """A health code's claims as rules read them; the host's current status wins when known."""
+    current = status if status is not None else HealthStatus(code.colour, code.test)
+    payload: dict[str, Any] = {
+        "kind": code.kind.value,
+        "colour": current.colour.value,
+        "issuedAt": code.issued_at.isoformat(),
+        "expiresAt": code.expires_at.isoformat(),
+    }
+    if current.test is not None:
+        payload["test"] = {
+            "sampledAt": current.test.sampled_at.isoformat(),
+            "result": current.test.result.value,
+        }
+    return payload
+
+
+def _id_check(code: HealthCode, id_number: str | None) -> IdCheck:
+    if id_number is None:
+        return "none"
+    return "matched" if healthcode.matches_id(code, id_number) else "mismatch"
+
+
+def health_facts(code: HealthCode, context: CheckContext) -> Facts:
+    """The facts about a verified health code; a paper code is looked up online when possible."""
+    status = None
+    id_check: IdCheck = "none"
+    if code.kind is CodeKind.PAPER:
+        id_check = _id_check(code, context.id_number)
+        # Only a holder whose ID matched is worth asking the host about.
+        if id_check == "matched" and context.status_lookup is not None:
+            status = context.status_lookup(code.person_ref)
+    listed = context.deny_list.contains_person(code.person_ref) if context.deny_list else None
+    return Facts(
+        kind="health",
+        payload=health_payload(code, status),
+        now=context.now,
+        clock_trusted=context.clock_trusted,
+        temperature_c=context.temperature_c,
+        deny_listed=listed,
+        deny_list_age_minutes=context.deny_list_age_minutes,
+        id_check=id_check,
+        status_source="online" if status is not None else "code",
+    )
+
+
 def assess(
-    text: str,
-    *,
-    trust: TrustStore,
-    policy: Policy | None,
-    now: datetime,
-    clock_trusted: bool,
-    temperature_c: float | None = None,
+    text: str, *, trust: TrustStore, rules: RuleSet | None, context: CheckContext
 ) -> Assessment:
-    """Decide on one scanned text; a missing policy or an unsure clock never yields a pass."""
+    """Decide on one scanned text; no rule set or an unsure clock never yields a pass."""
     kind = recognise(text)
     if kind is CredentialKind.UNKNOWN:
         return Assessment(kind, Decision(Outcome.IGNORED, ("not-a-credential: ordinary text",)))
     if kind is CredentialKind.DCC:
-        return Assessment(kind, Decision(Outcome.REFER, ("unsupported: EU DCC not verified yet",)))
+        return _assess_dcc(text, trust, rules, context)
     if kind is CredentialKind.VENUE:
         try:
             venue = venuecode.read_url(text, trust)
@@ -79,14 +143,36 @@ def assess(
         reason = f"venue-code: venue {venue.venue_id}, not a personal credential"
         return Assessment(kind, Decision(Outcome.IGNORED, (reason,)), venue=venue)
     try:
-        code = healthcode.read(text, trust, now=now if clock_trusted else None)
+        code = healthcode.read(text, trust, now=context.now if context.clock_trusted else None)
     except CredentialError as error:
         return _failure(kind, error)
-    if policy is None:
-        return Assessment(
-            kind, Decision(Outcome.REFER, ("no-policy: venue policy not loaded",)), code
+    return Assessment(kind, decide(rules, health_facts(code, context)), code)
+
+
+def _assess_dcc(
+    text: str, trust: TrustStore, rules: RuleSet | None, context: CheckContext
+) -> Assessment:
+    kind = CredentialKind.DCC
+    now = context.now if context.clock_trusted else None
+    try:
+        verified = hcert.verify_dcc(text, trust, now=now, schemas=context.dcc_schemas)
+    except CredentialError as error:
+        return _failure(kind, error)
+    listed = None
+    if context.deny_list is not None and verified.country is not None:
+        listed = context.deny_list.contains_certificate(
+            verified.uvci, verified.country, verified.signature, ecdsa=verified.alg == ES256
         )
-    decision = decide(
-        code, policy, now=now, clock_trusted=clock_trusted, temperature_c=temperature_c
+    facts = Facts(
+        kind="dcc",
+        payload=verified.payload,
+        now=context.now,
+        clock_trusted=context.clock_trusted,
+        temperature_c=context.temperature_c,
+        deny_listed=listed,
+        deny_list_age_minutes=context.deny_list_age_minutes,
     )
-    return Assessment(kind, decision, code)
+    decision = decide(rules, facts)
+    if verified.schema_version is None and decision.outcome is Outcome.PASS:
+        decision = Decision(Outcome.REFER, ("schema-unchecked: no EU DCC schemas on this device",))
+    return Assessment(kind, decision, dcc=verified)

@@ -23,10 +23,16 @@ def venue_key() -> SigningKey:
 
 
 @pytest.fixture(scope="session")
-def trust(health_key: SigningKey, venue_key: SigningKey) -> TrustStore:
+def policy_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def trust(health_key: SigningKey, venue_key: SigningKey, policy_key: SigningKey) -> TrustStore:
     return TrustStore.of(
         [
             TrustedKey(health_key.kid, KeyPurpose.HEALTH, health_key.private_key.public_key()),
             TrustedKey(venue_key.kid, KeyPurpose.VENUE, venue_key.private_key.public_key()),
+            TrustedKey(policy_key.kid, KeyPurpose.POLICY, policy_key.private_key.public_key()),
         ]
     )

@@ -12,9 +12,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from host.api.errors import ApiError
 from host.core.config import Settings
 from host.core.security import same_secret
+from host.denylist import DenyListPublisher
 from host.signing import HostKeys
 from host.storage.base import DeviceRecord, Storage, VenueRecord
 from shared.auth import AuthError, SignedRequest, load_device_public_key
+from shared.dcc.schema import SchemaStore
 
 
 @dataclass
@@ -24,8 +26,13 @@ class HostContext:
     settings: Settings
     storage: Storage
     keys: HostKeys
+    dcc_schemas: SchemaStore | None = None  # without them the host refers EU DCCs too
+    denylist: DenyListPublisher = field(init=False)
     _next_purge_ms: int = field(default=0, init=False)
     _purge_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.denylist = DenyListPublisher(self.storage, self.keys.policy)
 
     def purge_nonces_now_and_then(self, now_ms: int) -> None:
         """Forget nonces too old to replay: a request is refused beyond the skew either way."""

@@ -25,6 +25,7 @@ class Settings:
     max_device_body_bytes: int = 4 * 1024 * 1024
     nonce_purge_interval_s: float = 60.0
     max_skew_ms: int = MAX_SKEW_MS  # device requests further off than this are refused
+    dcc_trust: Path | None = None  # EU DCC signer certificates (PEM/DER file or directory)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)

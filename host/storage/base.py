@@ -7,18 +7,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from host.core.times import from_ms
+from shared.denylist import HashKind
 from shared.healthcode import Colour, NucleicTest
 from shared.messages import (
     CheckIn,
+    DenyListSummary,
     DeviceForm,
     DeviceInfo,
+    DeviceReport,
     HostStats,
     NucleicTestIn,
     PersonOut,
     StatusResponse,
     Venue,
 )
-from shared.policy import Policy, VenueCategory, default_policy
+from shared.policy import RuleSet, VenueCategory
+from shared.rules.defaults import default_ruleset
 
 SCHEMA_VERSION = 1
 
@@ -39,7 +43,7 @@ class VenueRecord:
     address: str
     category: VenueCategory
     code_url: str  # signed once at creation, so the fixed code never changes
-    policy: Policy | None  # None: the category's default policy
+    rules: RuleSet | None  # None: the category's default rule set
     created_at_ms: int
 
     def message(self) -> Venue:
@@ -51,8 +55,8 @@ class VenueRecord:
             code_url=self.code_url,
         )
 
-    def effective_policy(self) -> Policy:
-        return self.policy if self.policy is not None else default_policy(self.category)
+    def effective_rules(self) -> RuleSet:
+        return self.rules if self.rules is not None else default_ruleset(self.category)
 
 
 def nucleic_test_message(test: NucleicTest | None) -> NucleicTestIn | None:
@@ -102,7 +106,7 @@ class DeviceRecord:
     def revoked(self) -> bool:
         return self.revoked_at_ms is not None
 
-    def message(self) -> DeviceInfo:
+    def message(self, report: ReportRecord | None = None) -> DeviceInfo:
         return DeviceInfo(
             id=self.id,
             name=self.name,
@@ -111,7 +115,51 @@ class DeviceRecord:
             enrolled_at=from_ms(self.enrolled_at_ms),
             last_seen_at=None if self.last_seen_at_ms is None else from_ms(self.last_seen_at_ms),
             revoked=self.revoked,
+            report=None if report is None else report.report,
+            reported_at=None if report is None else from_ms(report.received_at_ms),
         )
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    """A device's latest status report and when the host received it."""
+
+    received_at_ms: int
+    report: DeviceReport
+
+
+@dataclass(frozen=True)
+class DenyListEntry:
+    """A deny-list entry to store: the digest and why, never the reference or number it hashes."""
+
+    kind: HashKind
+    digest: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class DenyListState:
+    """The deny list's version (0 before its first change), last change and size per kind."""
+
+    version: int
+    changed_at_ms: int | None
+    counts: dict[HashKind, int]
+
+    def message(self) -> DenyListSummary:
+        return DenyListSummary(
+            version=self.version,
+            changed_at=None if self.changed_at_ms is None else from_ms(self.changed_at_ms),
+            counts={kind: self.counts.get(kind, 0) for kind in HashKind},
+        )
+
+
+@dataclass(frozen=True)
+class DenyListSnapshot:
+    """Every listed digest at one version, read in one transaction."""
+
+    version: int
+    changed_at_ms: int | None
+    digests: list[tuple[HashKind, bytes]]
 
 
 @dataclass(frozen=True)
@@ -147,7 +195,7 @@ class Storage(ABC):
     def list_venues(self) -> list[VenueRecord]: ...
 
     @abstractmethod
-    def set_venue_policy(self, venue_id: str, policy: Policy) -> None: ...
+    def set_venue_rules(self, venue_id: str, rules: RuleSet) -> None: ...
 
     # ---- people ------------------------------------------------------------------------------
 
@@ -213,3 +261,38 @@ class Storage(ABC):
 
     @abstractmethod
     def stats(self) -> HostStats: ...
+
+    # ---- deny list ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def find_person_by_id_hmac(self, id_hmac: bytes) -> PersonRecord | None: ...
+
+    @abstractmethod
+    def add_denylist_entries(self, entries: Sequence[DenyListEntry], now_ms: int) -> int:
+        """List the entries not listed yet, as of `now_ms`, in one transaction; how many were new.
+
+        The version goes up by one when anything was added.
+        """
+
+    @abstractmethod
+    def remove_denylist_entry(self, kind: HashKind, digest: bytes, now_ms: int) -> bool:
+        """Unlist one entry, raising the version; False if it was not listed."""
+
+    @abstractmethod
+    def denylist_version(self) -> int: ...
+
+    @abstractmethod
+    def denylist_state(self) -> DenyListState: ...
+
+    @abstractmethod
+    def denylist_snapshot(self) -> DenyListSnapshot: ...
+
+    # ---- device reports ----------------------------------------------------------------------
+
+    @abstractmethod
+    def save_device_report(self, device_id: str, received_at_ms: int, report: DeviceReport) -> None:
+        """Keep this report as the device's latest, replacing the one before."""
+
+    @abstractmethod
+    def device_reports(self) -> dict[str, ReportRecord]:
+        """The latest report of every device that sent one, by device id."""

@@ -14,16 +14,21 @@ from typing import Any
 from host.core.times import HOUR_MS, from_ms, to_ms
 from host.storage.base import (
     SCHEMA_VERSION,
+    DenyListEntry,
+    DenyListSnapshot,
+    DenyListState,
     DeviceRecord,
     EnrollmentRefused,
     HourCount,
     PersonRecord,
+    ReportRecord,
     Storage,
     VenueRecord,
 )
+from shared.denylist import HashKind
 from shared.healthcode import Colour, NucleicTest, TestResult
-from shared.messages import CheckIn, DeviceForm, HostStats
-from shared.policy import Outcome, Policy, VenueCategory
+from shared.messages import CheckIn, DeviceForm, DeviceReport, HostStats
+from shared.policy import Outcome, RuleSet, VenueCategory
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -78,6 +83,21 @@ SCHEMA = (
         clock_trusted BOOLEAN NOT NULL,
         received_at BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS checkins_venue_time ON checkins (venue_id, scanned_at)",
+    # The deny list holds digests only; the one row of denylist_version counts its changes.
+    """CREATE TABLE IF NOT EXISTS denylist_entries (
+        kind TEXT NOT NULL,
+        digest BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (kind, digest)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS denylist_version (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        version BIGINT NOT NULL,
+        changed_at BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS device_reports (
+        device_id TEXT PRIMARY KEY REFERENCES devices (id),
+        received_at BIGINT NOT NULL,
+        report TEXT NOT NULL)""",
 )
 
 VENUE_COLUMNS = "id, name, address, category, code_url, policy, created_at"
@@ -113,6 +133,9 @@ HOURLY_COUNTS = f"""
     FROM checkins
     WHERE venue_id = ? AND scanned_at >= ? AND scanned_at < ?
     GROUP BY hour ORDER BY hour"""
+RAISE_DENYLIST_VERSION = """
+    INSERT INTO denylist_version (only_row, version, changed_at) VALUES (1, 1, ?)
+    ON CONFLICT (only_row) DO UPDATE SET version = version + 1, changed_at = excluded.changed_at"""
 LOOKUP_CHUNK = 500  # well under SQLite's limit on bound parameters
 
 
@@ -155,7 +178,7 @@ def _venue(row: Sequence[Any]) -> VenueRecord:
         address=address,
         category=VenueCategory(category),
         code_url=code_url,
-        policy=None if policy is None else Policy.model_validate_json(policy),
+        rules=None if policy is None else RuleSet.model_validate_json(policy),
         created_at_ms=created_at,
     )
 
@@ -183,6 +206,12 @@ def _device(row: Sequence[Any]) -> DeviceRecord:
     return DeviceRecord(
         id_, name, DeviceForm(form), venue_id, public_key, enrolled_at, last_seen_at, revoked_at
     )
+
+
+def _denylist_head(conn: sqlite3.Connection) -> tuple[int, int | None]:
+    """The deny list's version and last change: (0, None) before its first change."""
+    row = conn.execute("SELECT version, changed_at FROM denylist_version").fetchone()
+    return (0, None) if row is None else (row[0], row[1])
 
 
 class SqliteStorage(Storage):
@@ -293,7 +322,7 @@ class SqliteStorage(Storage):
                     venue.address,
                     venue.category.value,
                     venue.code_url,
-                    None if venue.policy is None else venue.policy.model_dump_json(),
+                    None if venue.rules is None else venue.rules.model_dump_json(),
                     venue.created_at_ms,
                 ),
             )
@@ -306,10 +335,10 @@ class SqliteStorage(Storage):
         rows = self._fetchall(f"SELECT {VENUE_COLUMNS} FROM venues ORDER BY created_at, id")
         return [_venue(row) for row in rows]
 
-    def set_venue_policy(self, venue_id: str, policy: Policy) -> None:
+    def set_venue_rules(self, venue_id: str, rules: RuleSet) -> None:
         with self._write() as conn:
             conn.execute(
-                "UPDATE venues SET policy = ? WHERE id = ?", (policy.model_dump_json(), venue_id)
+                "UPDATE venues SET policy = ? WHERE id = ?", (rules.model_dump_json(), venue_id)
             )
 
     # ---- people ------------------------------------------------------------------------------
@@ -448,3 +477,79 @@ class SqliteStorage(Storage):
             finally:
                 conn.execute("COMMIT")
         return HostStats(venues=venues, people=people, devices=devices, checkins=checkins)
+
+    # ---- deny list ---------------------------------------------------------------------------
+
+    def find_person_by_id_hmac(self, id_hmac: bytes) -> PersonRecord | None:
+        row = self._fetchone(f"SELECT {PERSON_COLUMNS} FROM people WHERE id_hmac = ?", (id_hmac,))
+        return None if row is None else _person(row)
+
+    def add_denylist_entries(self, entries: Sequence[DenyListEntry], now_ms: int) -> int:
+        rows = [(entry.kind.value, entry.digest, entry.reason, now_ms) for entry in entries]
+        with self._write() as conn:
+            added = conn.executemany(
+                "INSERT INTO denylist_entries (kind, digest, reason, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            ).rowcount
+            if added:
+                conn.execute(RAISE_DENYLIST_VERSION, (now_ms,))
+        return added
+
+    def remove_denylist_entry(self, kind: HashKind, digest: bytes, now_ms: int) -> bool:
+        with self._write() as conn:
+            removed = conn.execute(
+                "DELETE FROM denylist_entries WHERE kind = ? AND digest = ?", (kind.value, digest)
+            ).rowcount
+            if removed:
+                conn.execute(RAISE_DENYLIST_VERSION, (now_ms,))
+        return bool(removed)
+
+    def denylist_version(self) -> int:
+        row = self._fetchone("SELECT version FROM denylist_version")
+        return 0 if row is None else row[0]
+
+    def denylist_state(self) -> DenyListState:
+        with self._connection() as conn:
+            conn.execute("BEGIN")  # the counts and the version from one snapshot
+            try:
+                version, changed_at_ms = _denylist_head(conn)
+                counts = conn.execute(
+                    "SELECT kind, COUNT(*) FROM denylist_entries GROUP BY kind"
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return DenyListState(
+            version, changed_at_ms, {HashKind(kind): count for kind, count in counts}
+        )
+
+    def denylist_snapshot(self) -> DenyListSnapshot:
+        with self._connection() as conn:
+            conn.execute("BEGIN")  # the digests and the version from one snapshot
+            try:
+                version, changed_at_ms = _denylist_head(conn)
+                rows = conn.execute("SELECT kind, digest FROM denylist_entries").fetchall()
+            finally:
+                conn.execute("COMMIT")
+        kinds = {kind.value: kind for kind in HashKind}  # a dict lookup: 100k rows and more
+        return DenyListSnapshot(
+            version, changed_at_ms, [(kinds[kind], digest) for kind, digest in rows]
+        )
+
+    # ---- device reports ----------------------------------------------------------------------
+
+    def save_device_report(self, device_id: str, received_at_ms: int, report: DeviceReport) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO device_reports (device_id, received_at, report) VALUES (?, ?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET"
+                " received_at = excluded.received_at, report = excluded.report",
+                (device_id, received_at_ms, report.model_dump_json()),
+            )
+
+    def device_reports(self) -> dict[str, ReportRecord]:
+        rows = self._fetchall("SELECT device_id, received_at, report FROM device_reports")
+        return {
+            device_id: ReportRecord(received_at, DeviceReport.model_validate_json(report))
+            for device_id, received_at, report in rows
+        }

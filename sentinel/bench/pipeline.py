@@ -2,10 +2,10 @@
 
 The clip (hardware.scenes.presentation_clip) shows people holding up phones with real signed
 health codes between empty frames. An enrolled-looking device state is made with the venue's
-policy and the health key cached, and a host address where nothing listens, so the kiosk runs
+rule set and the health key cached, and a host address where nothing listens, so the kiosk runs
 offline as after a network cut. Two runs, each in a fresh process:
 
-- timing: the agent's own objects (decoder, verifier, policy, SQLite store) take every frame of
+- timing: the agent's own objects (decoder, verifier, rules, SQLite store) take every frame of
   the clip as the scan loop does; the time from frame to decision committed is taken per frame;
 - memory: `sentinel device run` itself replays the clip; its peak RSS is read when it exits.
 """
@@ -29,8 +29,9 @@ import numpy as np
 from shared import healthcode
 from shared.healthcode import CodeKind, Colour, NucleicTest, TestResult
 from shared.keys import KeyPurpose, SigningKey
-from shared.messages import DeviceConfig, PublishedKey, Venue
-from shared.policy import VenueCategory, default_policy
+from shared.messages import DeviceConfig, PublishedKey, SignedRules, Venue
+from shared.policy import VenueCategory
+from shared.rules.defaults import default_ruleset
 
 CLIP_FPS = 15
 # Where the benchmark's device thinks its host is: a port on this machine where nothing listens.
@@ -85,6 +86,7 @@ def prepare(workdir: Path, people: int, seed: int) -> tuple[Path, Path]:
     from hardware import scenes
 
     key = SigningKey.generate()
+    policy_key = SigningKey.generate()
     now = datetime.now(UTC)
     category = VenueCategory.PUBLIC_PLACE
     venue = Venue(
@@ -97,8 +99,11 @@ def prepare(workdir: Path, people: int, seed: int) -> tuple[Path, Path]:
     config = DeviceConfig(
         device_id="d_bench",
         venue=venue,
-        policy=default_policy(category),
-        keys=[PublishedKey.of(key, KeyPurpose.HEALTH)],
+        rules=SignedRules.of(default_ruleset(category), policy_key),
+        keys=[
+            PublishedKey.of(key, KeyPurpose.HEALTH),
+            PublishedKey.of(policy_key, KeyPurpose.POLICY),
+        ],
         server_time=now,
     )
     state = workdir / "state"

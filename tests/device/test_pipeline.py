@@ -11,14 +11,24 @@ import numpy as np
 import pytest
 
 from device.clock import DeviceClock
-from device.pipeline import REPEAT_REASON, Event, Pipeline, RepeatFilter, VenueState
+from device.pipeline import (
+    PAPER_WAIT_SECONDS,
+    REPEAT_REASON,
+    SHOW_ID_REASON,
+    DenyListState,
+    Event,
+    Pipeline,
+    RepeatFilter,
+    VenueState,
+)
 from device.store import Store
 from hardware.qr import QrDecoder
 from shared import healthcode
 from shared.healthcode import CodeKind, Colour, NucleicTest, TestResult
 from shared.keys import SigningKey, TrustStore
-from shared.policy import Outcome, VenueCategory, default_policy
+from shared.policy import Outcome, VenueCategory
 from shared.qrimage import qr_png
+from shared.rules.defaults import default_ruleset
 
 
 class TrustedClock(DeviceClock):
@@ -54,7 +64,7 @@ def told() -> list[Event]:
 
 @pytest.fixture
 def pipeline(tmp_path: Path, trust: TrustStore, told: list[Event]) -> Pipeline:
-    venue = VenueState("v_1", default_policy(VenueCategory.PUBLIC_PLACE), trust)
+    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
     return Pipeline(
         QrDecoder(), Store(tmp_path / "s.db"), TrustedClock(), venue, feedback=told.append
     )
@@ -81,7 +91,7 @@ def test_feedback_comes_after_the_checkin_is_on_disk(
     def feedback(event: Event) -> None:
         on_disk_when_told.append(Store(tmp_path / "s.db").counts()[0])
 
-    venue = VenueState("v_1", default_policy(VenueCategory.PUBLIC_PLACE), trust)
+    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
     Pipeline(QrDecoder(), store, TrustedClock(), venue, feedback=feedback).process_text(
         green_code(health_key), "test"
     )
@@ -129,7 +139,7 @@ def test_denials_and_referrals_are_recorded_too(
 
 
 def test_untrusted_clock_refers(tmp_path: Path, trust: TrustStore, health_key: SigningKey) -> None:
-    venue = VenueState("v_1", default_policy(VenueCategory.RESIDENTIAL), trust)
+    venue = VenueState("v_1", default_ruleset(VenueCategory.RESIDENTIAL), trust)
     pipeline = Pipeline(
         QrDecoder(),
         Store(tmp_path / "s.db"),
@@ -158,7 +168,7 @@ def test_new_venue_configuration_applies_to_the_next_scan(
 ) -> None:
     stale = green_code(health_key, "p_stale", test_hours=60)
     assert pipeline.process_text(stale, "a").decision.outcome is Outcome.DENY
-    pipeline.update_venue(VenueState("v_1", default_policy(VenueCategory.RESIDENTIAL), trust))
+    pipeline.update_venue(VenueState("v_1", default_ruleset(VenueCategory.RESIDENTIAL), trust))
     other = green_code(health_key, "p_stale2", test_hours=60)
     assert pipeline.process_text(other, "b").decision.outcome is Outcome.PASS
 
@@ -217,3 +227,109 @@ def test_repeated_host_observations_converge_rather_than_flip(tmp_path: Path) ->
         reading = clock.now_ms()
         clock.observe_host_time(clock.now_ms() - reading + true_ms, reading, reading)
     assert abs(clock.now_ms() - true_ms) < 1000
+
+
+# ---- paper codes and ID cards -------------------------------------------------------------
+
+HOLDER_ID = "110101199003071234"
+
+
+def paper_code(key: SigningKey, person_ref: str = "p_paper") -> str:
+    now = datetime.now(UTC)
+    code = healthcode.new_code(
+        person_ref=person_ref,
+        kind=CodeKind.PAPER,
+        colour=Colour.GREEN,
+        test=NucleicTest(now - timedelta(hours=10), TestResult.NEGATIVE),
+        now=now,
+        id_number=HOLDER_ID,
+    )
+    return healthcode.issue(code, key)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ticks() -> FakeMonotonic:
+    return FakeMonotonic()
+
+
+@pytest.fixture
+def kiosk_with_reader(
+    tmp_path: Path, trust: TrustStore, told: list[Event], ticks: FakeMonotonic
+) -> Pipeline:
+    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
+    fresh_list = DenyListState(lookup=None, age_minutes=10)
+    return Pipeline(
+        QrDecoder(),
+        Store(tmp_path / "s.db"),
+        TrustedClock(),
+        venue,
+        feedback=told.append,
+        deny_list=lambda: fresh_list,
+        id_reader=True,
+        monotonic=ticks,
+    )
+
+
+def test_a_paper_code_waits_for_its_holders_id_card(
+    kiosk_with_reader: Pipeline, health_key: SigningKey, told: list[Event], tmp_path: Path
+) -> None:
+    waiting = kiosk_with_reader.process_text(paper_code(health_key), "camera")
+    assert waiting.decision.reasons == (SHOW_ID_REASON,)
+    assert Store(tmp_path / "s.db").counts() == (0, 0)  # nothing decided yet
+    done = kiosk_with_reader.present_id(HOLDER_ID, "sam")
+    assert done is not None
+    assert done.decision.outcome is Outcome.PASS
+    assert done.origin == "camera+sam"
+    stored = Store(tmp_path / "s.db").pending(10)
+    assert [item.person_ref for item in stored] == ["p_paper"]
+    for written in tmp_path.iterdir():  # the database and its WAL: no ID number anywhere
+        assert HOLDER_ID.encode() not in written.read_bytes()
+
+
+def test_an_id_card_read_first_waits_for_the_paper_code(
+    kiosk_with_reader: Pipeline, health_key: SigningKey
+) -> None:
+    assert kiosk_with_reader.present_id("110101199003079999", "sam") is None
+    event = kiosk_with_reader.process_text(paper_code(health_key), "camera")
+    assert event.decision.outcome is Outcome.DENY
+    assert "paper-code-id-mismatch" in event.decision.reasons[0]
+
+
+def test_an_id_card_vouches_for_one_paper_code_only(
+    kiosk_with_reader: Pipeline, health_key: SigningKey
+) -> None:
+    kiosk_with_reader.present_id(HOLDER_ID, "sam")
+    first = kiosk_with_reader.process_text(paper_code(health_key, "p_first"), "camera")
+    second = kiosk_with_reader.process_text(paper_code(health_key, "p_second"), "camera")
+    assert first.decision.outcome is Outcome.PASS
+    assert second.decision.reasons == (SHOW_ID_REASON,)
+
+
+def test_a_paper_code_whose_card_never_comes_goes_to_staff(
+    kiosk_with_reader: Pipeline, health_key: SigningKey, ticks: FakeMonotonic, tmp_path: Path
+) -> None:
+    kiosk_with_reader.process_text(paper_code(health_key), "camera")
+    assert kiosk_with_reader.expire_waiting() == []
+    ticks.now += PAPER_WAIT_SECONDS + 1
+    [expired] = kiosk_with_reader.expire_waiting()
+    assert expired.decision.outcome is Outcome.REFER
+    assert expired.decision.reasons[0].startswith("paper-code-needs-id")
+    assert Store(tmp_path / "s.db").counts() == (1, 0)
+    # A card arriving after that is kept for the next paper code, not applied to the old one.
+    assert kiosk_with_reader.present_id(HOLDER_ID, "sam") is None
+
+
+def test_without_a_reader_a_paper_code_goes_straight_to_staff(
+    pipeline: Pipeline, health_key: SigningKey
+) -> None:
+    event = pipeline.process_text(paper_code(health_key), "camera")
+    assert event.decision.outcome is Outcome.REFER
+    assert event.checkin_id is not None

@@ -15,7 +15,7 @@ from shared.auth import HEADER_SERVER_TIME
 from shared.envelope import CredentialError
 from shared.healthcode import CodeKind, Colour
 from shared.keys import TrustStore
-from shared.messages import API_PREFIX
+from shared.messages import API_PREFIX, DeviceConfig, trust_store
 from shared.venuecode import Binding, BindingKind, VenueCode
 from tests.host.conftest import (
     ID_NUMBER,
@@ -149,26 +149,38 @@ def test_the_venue_page_checks_the_code_signature(admin: Admin, venue: dict, set
 # ---- policies -----------------------------------------------------------------------------
 
 
-def test_a_stored_policy_replaces_the_default_for_devices(
+def test_a_stored_rule_set_replaces_the_default_for_devices(
     admin: Admin, device: Device, clock: Clock
 ):
     venue_id = device.venue_id
-    default = admin.ok("GET", f"/venues/{venue_id}/policy")
-    assert default == device.config["policy"]
-    assert default["max_test_age_hours"] == 48
+    default = admin.ok("GET", f"/venues/{venue_id}/rules")
+    assert device.config["rules"]["version"] == default["version"] == 1
+    assert "HC-TEST-AGE" in {rule["id"] for rule in default["rules"]}
 
-    stale = admin.request("PUT", f"/venues/{venue_id}/policy", json=default)
-    assert (stale.status_code, stale.json()["error"]) == (409, "stale-policy")
+    stale = admin.request("PUT", f"/venues/{venue_id}/rules", json=default)
+    assert (stale.status_code, stale.json()["error"]) == (409, "stale-rules")
     wrong = admin.request(
-        "PUT", f"/venues/{venue_id}/policy", json=default | {"version": 2, "category": "office"}
+        "PUT", f"/venues/{venue_id}/rules", json=default | {"version": 2, "category": "office"}
     )
-    assert (wrong.status_code, wrong.json()["error"]) == (422, "policy-category")
+    assert (wrong.status_code, wrong.json()["error"]) == (422, "rules-category")
+    not_certlogic = default | {
+        "version": 2,
+        "rules": [default["rules"][0] | {"logic": {"or": [True, False]}}],
+    }
+    refused = admin.request("PUT", f"/venues/{venue_id}/rules", json=not_certlogic)
+    assert refused.status_code == 422
 
-    stricter = default | {"version": 2, "max_test_age_hours": 24, "require_temperature": True}
-    assert admin.ok("PUT", f"/venues/{venue_id}/policy", json=stricter)["version"] == 2
-    config = device.request("GET", "/device/config", time_ms=clock.ms()).json()
-    assert config["policy"]["max_test_age_hours"] == 24
-    assert config["policy"]["require_temperature"] is True
+    colour_only = default | {
+        "version": 2,
+        "rules": [rule for rule in default["rules"] if rule["id"] == "HC-COLOUR"],
+    }
+    assert admin.ok("PUT", f"/venues/{venue_id}/rules", json=colour_only)["version"] == 2
+    config = DeviceConfig.model_validate(
+        device.request("GET", "/device/config", time_ms=clock.ms()).json()
+    )
+    signed = config.rules.open(trust_store(config.keys))
+    assert signed.version == 2
+    assert [rule.id for rule in signed.rules] == ["HC-COLOUR"]
 
 
 # ---- people and health codes --------------------------------------------------------------

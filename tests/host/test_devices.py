@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from host.core.config import Settings
 from shared.auth import HEADER_SERVER_TIME, MAX_SKEW_MS, public_key_bytes
 from shared.keys import KeyPurpose, b64url
-from shared.messages import API_PREFIX, DeviceConfig
+from shared.messages import API_PREFIX, DeviceConfig, trust_store
 from tests.host.conftest import Admin, Clock, Device
 
 ENROLL = f"{API_PREFIX}/devices/enroll"
@@ -29,9 +29,14 @@ def test_enrollment_gives_the_device_its_config(admin: Admin, venue: dict, clock
     assert device.device_id.startswith("d_")
     assert config.device_id == device.device_id
     assert config.venue.model_dump(mode="json") == venue
-    assert config.policy.category.value == "public_place"
-    assert {key.purpose for key in config.keys} == {KeyPurpose.HEALTH, KeyPurpose.VENUE}
-    assert len(device.trust()) == 2
+    assert config.rules.category.value == "public_place"
+    assert {key.purpose for key in config.keys} == {
+        KeyPurpose.HEALTH,
+        KeyPurpose.VENUE,
+        KeyPurpose.POLICY,
+    }
+    assert config.rules.open(trust_store(config.keys)).version == 1
+    assert len(device.trust()) == 3
     assert config.server_time.timestamp() == clock.now
 
     [info] = admin.ok("GET", "/devices")

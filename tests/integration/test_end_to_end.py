@@ -48,6 +48,14 @@ def start_device(kiosk: Kiosk, tmp_path: Path, fps: float) -> subprocess.Popen[s
     )
 
 
+def wait_for_first_contact(log: Path, timeout: float = 60.0) -> None:
+    """Until the device has the host's configuration and time (it starts slower under load)."""
+    deadline = time.monotonic() + timeout
+    while "configuration loaded" not in log.read_text():
+        assert time.monotonic() < deadline, "the device never reached the host"
+        time.sleep(0.05)
+
+
 def finish(device: subprocess.Popen[str]) -> list[dict]:
     stdout, _ = device.communicate(timeout=150)
     assert device.returncode == 0, "device did not drain its check-ins"
@@ -59,14 +67,16 @@ def test_every_checkin_arrives_exactly_once_across_a_host_kill(
 ) -> None:
     kiosk = kiosk_with_codes(host, admin, tmp_path, PEOPLE)
     device = start_device(kiosk, tmp_path, fps=8)  # about 4 s of scanning
-    time.sleep(1.5)
+    wait_for_first_contact(tmp_path / "device.log")
+    time.sleep(1.0)
     host.kill()  # mid-run: some check-ins synced, some in flight, some not yet made
     time.sleep(2.0)
     host.start()
     events = finish(device)
     recorded = [event["checkin_id"] for event in events if event["checkin_id"]]
     assert len(recorded) == PEOPLE
-    assert all(event["decision"] == "pass" for event in events)
+    not_passed = [event["reasons"] for event in events if event["decision"] != "pass"]
+    assert not not_passed
     assert admin.stats().checkins == PEOPLE  # idempotent ingest: nothing doubled
     counts = admin.counts(kiosk.venue.id)
     assert sum(hour.total for hour in counts) == PEOPLE

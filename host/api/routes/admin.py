@@ -33,7 +33,7 @@ from shared.messages import (
     VenueCodeRequest,
     VenueCreate,
 )
-from shared.policy import Policy
+from shared.policy import RuleSet
 from shared.qrimage import qr_png
 from shared.venuecode import Binding, BindingKind, VenueCode, issue_url
 
@@ -69,7 +69,7 @@ def create_venue(body: VenueCreate, context: Context) -> Venue:
         address=body.address,
         category=body.category,
         code_url=issue_url(VenueCode(venue_id), context.settings.public_url, context.keys.venue),
-        policy=None,
+        rules=None,
         created_at_ms=context.settings.now_ms(),
     )
     context.storage.add_venue(venue)
@@ -86,23 +86,23 @@ def get_venue(venue_id: str, context: Context) -> Venue:
     return require_venue(context, venue_id).message()
 
 
-@router.get("/venues/{venue_id}/policy")
-def get_venue_policy(venue_id: str, context: Context) -> Policy:
-    return require_venue(context, venue_id).effective_policy()
+@router.get("/venues/{venue_id}/rules")
+def get_venue_rules(venue_id: str, context: Context) -> RuleSet:
+    return require_venue(context, venue_id).effective_rules()
 
 
-@router.put("/venues/{venue_id}/policy")
-def set_venue_policy(venue_id: str, body: Policy, context: Context) -> Policy:
-    """Replace a venue's policy; devices pick it up with their next config fetch."""
+@router.put("/venues/{venue_id}/rules")
+def set_venue_rules(venue_id: str, body: RuleSet, context: Context) -> RuleSet:
+    """Replace a venue's rule set; devices get it, signed, with their next config fetch."""
     venue = require_venue(context, venue_id)
     if body.category is not venue.category:
         raise ApiError(
-            422, "policy-category", f"the venue is {venue.category.value}, the policy is not"
+            422, "rules-category", f"the venue is {venue.category.value}, the rule set is not"
         )
-    current = venue.effective_policy().version
+    current = venue.effective_rules().version
     if body.version <= current:
-        raise ApiError(409, "stale-policy", f"policy version must be above {current}")
-    context.storage.set_venue_policy(venue_id, body)
+        raise ApiError(409, "stale-rules", f"rule set version must be above {current}")
+    context.storage.set_venue_rules(venue_id, body)
     return body
 
 
@@ -259,7 +259,9 @@ def create_enrollment_token(body: EnrollmentTokenRequest, context: Context) -> E
 
 @router.get("/devices")
 def list_devices(context: Context) -> list[DeviceInfo]:
-    return [device.message() for device in context.storage.list_devices()]
+    """Every device, with the latest status report it sent (deny-list age, pending check-ins)."""
+    reports = context.storage.device_reports()
+    return [device.message(reports.get(device.id)) for device in context.storage.list_devices()]
 
 
 @router.post("/devices/{device_id}/revoke")

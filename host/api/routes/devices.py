@@ -16,14 +16,16 @@ from shared.messages import (
     CheckInAck,
     CheckInBatch,
     DeviceConfig,
+    DeviceReport,
     EnrollRequest,
     EnrollResponse,
+    SignedRules,
     StatusRequest,
     StatusResponse,
     VerifyRequest,
     VerifyResponse,
 )
-from shared.verification import assess
+from shared.verification import CheckContext, assess
 
 router = APIRouter(tags=["devices"], route_class=StrictJsonRoute)
 
@@ -33,8 +35,9 @@ def _config(context: HostContext, device: DeviceRecord, now_ms: int) -> DeviceCo
     return DeviceConfig(
         device_id=device.id,
         venue=venue.message(),
-        policy=venue.effective_policy(),
+        rules=SignedRules.of(venue.effective_rules(), context.keys.policy),
         keys=context.keys.published,
+        dcc_signers=[b64url(signer.der) for signer in context.keys.dcc_signers],
         server_time=from_ms(now_ms),
     )
 
@@ -98,13 +101,16 @@ def verify(signed: SignedDevice, context: Context) -> VerifyResponse:
     """Online verification: the device's own assessment, with the host's keys and clock."""
     asked = parse_body(VerifyRequest, signed.body)
     venue = require_venue(context, signed.device.venue_id)
-    assessment = assess(
-        asked.text,
-        trust=context.keys.trust,
-        policy=venue.effective_policy(),
+    check = CheckContext(
         now=from_ms(signed.now_ms),
         clock_trusted=True,
         temperature_c=asked.temperature_c,
+        deny_list=context.denylist.current(signed.now_ms),
+        deny_list_age_minutes=0,  # the host's own list is current by definition
+        dcc_schemas=context.dcc_schemas,
+    )
+    assessment = assess(
+        asked.text, trust=context.keys.trust, rules=venue.effective_rules(), context=check
     )
     return VerifyResponse(
         kind=assessment.kind,
@@ -112,3 +118,10 @@ def verify(signed: SignedDevice, context: Context) -> VerifyResponse:
         reasons=list(assessment.decision.reasons),
         person_ref=assessment.verified_subject,
     )
+
+
+@router.post("/device/report", status_code=204)
+def report(signed: SignedDevice, context: Context) -> None:
+    """Keep the device's status report (deny-list age, pending check-ins, components) as latest."""
+    received = parse_body(DeviceReport, signed.body)
+    context.storage.save_device_report(signed.device.id, signed.now_ms, received)

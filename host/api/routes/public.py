@@ -1,4 +1,4 @@
-"""Public endpoints: the health check and the page a phone opens from a venue code."""
+"""Public endpoints: the health check, the host's public keys, and the venue-code page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from host.api.deps import Context
 from shared.envelope import CredentialError
-from shared.messages import API_PREFIX
+from shared.messages import API_PREFIX, PublishedKey
 from shared.venuecode import read_url
 
 router = APIRouter(tags=["public"])
@@ -30,6 +30,12 @@ def _page(status: int, title: str, text: str) -> HTMLResponse:
 @router.get(f"{API_PREFIX}/health")
 def health(context: Context) -> dict[str, object]:
     return {"ok": True, "server_time": context.settings.now()}
+
+
+@router.get(f"{API_PREFIX}/keys")
+def keys(context: Context) -> dict[str, list[PublishedKey]]:
+    """The host's public keys, for anyone verifying its codes (`sentinel verify --trust`)."""
+    return {"keys": context.keys.published}
 
 
 @router.get("/v/{venue_id}", response_class=HTMLResponse)

@@ -1,0 +1,114 @@
+"""The deny list: admins list and unlist digests; devices fetch the signed list when it changed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+
+from host.api.deps import Context, HostContext, SignedDevice, require_admin
+from host.api.errors import ApiError
+from host.api.parsing import StrictJsonRoute
+from host.core.security import id_number_hmac
+from host.storage.base import DenyListEntry
+from shared.denylist import MEDIA_TYPE, HashKind, person_hash
+from shared.healthcode import normalise_id_number
+from shared.messages import (
+    DenyDigest,
+    DenyIdNumber,
+    DenyListAdd,
+    DenyListAdded,
+    DenyListEntryIn,
+    DenyListEntryOut,
+    DenyListSummary,
+    DenyListUnchanged,
+    DenyPersonRef,
+    DigestHex,
+)
+
+admin_router = APIRouter(
+    prefix="/admin/denylist",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    route_class=StrictJsonRoute,
+)
+device_router = APIRouter(tags=["devices"], route_class=StrictJsonRoute)
+
+
+def _listed_as(context: HostContext, entry: DenyListEntryIn, index: int) -> tuple[HashKind, bytes]:
+    """The kind and digest an entry is listed under; a person is found by reference or number."""
+    if isinstance(entry, DenyDigest):
+        return entry.kind, bytes.fromhex(entry.digest)
+    if isinstance(entry, DenyIdNumber):
+        id_hmac = id_number_hmac(context.keys.id_hmac_key, entry.id_number)
+        person = context.storage.find_person_by_id_hmac(id_hmac)
+        missing = f"entries.{index}: no person has this ID number"  # the number is not echoed
+    else:
+        person = context.storage.get_person(entry.person_ref)
+        missing = f"entries.{index}: no person {entry.person_ref}"
+    if person is None:
+        raise ApiError(404, "unknown-person", missing)
+    return HashKind.PERSON, person_hash(person.person_ref)
+
+
+def _names_a_person(reason: str, entries: list[DenyListEntryIn]) -> bool:
+    """Whether the reason, which is stored beside the digests, spells out whom they stand for."""
+    flat = normalise_id_number(reason)
+    named = [entry.person_ref for entry in entries if isinstance(entry, DenyPersonRef)] + [
+        entry.id_number for entry in entries if isinstance(entry, DenyIdNumber)
+    ]
+    return any(normalise_id_number(name) in flat for name in named)
+
+
+@admin_router.post("")
+def add_entries(body: DenyListAdd, context: Context) -> DenyListAdded:
+    """List people and certificates, all or none; devices get the new version on their next ask."""
+    listed = [_listed_as(context, entry, index) for index, entry in enumerate(body.entries)]
+    if _names_a_person(body.reason, body.entries):
+        raise ApiError(
+            422, "reason-names-person", "the reason is kept with the entries: leave out whom it is"
+        )
+    added = context.storage.add_denylist_entries(
+        [DenyListEntry(kind, digest, body.reason) for kind, digest in listed],
+        context.settings.now_ms(),
+    )
+    state = context.storage.denylist_state().message()
+    return DenyListAdded(
+        **state.model_dump(),
+        added=added,
+        entries=[DenyListEntryOut(kind=kind, digest=digest.hex()) for kind, digest in listed],
+    )
+
+
+@admin_router.delete("/{kind}/{digest}")
+def remove_entry(
+    kind: HashKind, digest: Annotated[DigestHex, Path()], context: Context
+) -> DenyListSummary:
+    if not context.storage.remove_denylist_entry(
+        kind, bytes.fromhex(digest), context.settings.now_ms()
+    ):
+        raise ApiError(404, "not-listed", f"no {kind.value} entry {digest}")
+    return context.storage.denylist_state().message()
+
+
+@admin_router.get("")
+def summary(context: Context) -> DenyListSummary:
+    return context.storage.denylist_state().message()
+
+
+@device_router.get(
+    "/device/denylist",
+    response_model=None,
+    responses={200: {"content": {MEDIA_TYPE: {}}, "model": DenyListUnchanged}},
+)
+def device_denylist(
+    signed: SignedDevice,
+    context: Context,
+    have: Annotated[int | None, Query(ge=0, description="the version the device holds")] = None,
+) -> Response | DenyListUnchanged:
+    """The signed list (application/cose) unless the device already holds the current version."""
+    version = context.storage.denylist_version()
+    if have is not None and have >= version:
+        return DenyListUnchanged(version=version)
+    return Response(context.denylist.document(signed.now_ms), media_type=MEDIA_TYPE)
