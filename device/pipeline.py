@@ -90,6 +90,15 @@ class VenueState:
 
 
 @dataclass(frozen=True)
+class Checked:
+    """A decision and what it was made under: the venue, the moment, the clock, the reading."""
+
+    assessment: Assessment
+    context: CheckContext
+    venue_id: str
+
+
+@dataclass(frozen=True)
 class PendingPaperCode:
     """A paper code waiting for its holder's ID card."""
 
@@ -190,7 +199,8 @@ class Pipeline:
             return self._repeat(recognise(text), origin)
         with self._paper_lock:
             id_number = self._recent_id_number()
-        assessment, trusted = self._assess(text, temperature_c, id_number)
+        checked = self._assess(text, temperature_c, id_number)
+        assessment = checked.assessment
         code = assessment.code
         if code is not None and code.kind is CodeKind.PAPER:
             if id_number is None and self._id_reader:
@@ -208,7 +218,7 @@ class Pipeline:
             return self._repeat(assessment.kind, origin)
         if assessment.decision.outcome is Outcome.IGNORED:
             return self._tell(Event(origin, assessment.kind, assessment.decision))
-        return self._record(origin, assessment, temperature_c, trusted)
+        return self._record(origin, checked)
 
     def present_id(self, id_number: str, origin: str) -> Event | None:
         """An ID card was read: it completes a waiting paper code, or waits for one."""
@@ -217,10 +227,8 @@ class Pipeline:
             if pending is None or self._monotonic() - pending.since > PAPER_WAIT_SECONDS:
                 self._recent_id = (id_number, self._monotonic())
                 return None
-        assessment, trusted = self._assess(pending.text, pending.temperature_c, id_number)
-        return self._record(
-            f"{pending.origin}+{origin}", assessment, pending.temperature_c, trusted
-        )
+        checked = self._assess(pending.text, pending.temperature_c, id_number)
+        return self._record(f"{pending.origin}+{origin}", checked)
 
     def expire_waiting(self) -> list[Event]:
         """A paper code whose ID card never came is decided without it (staff are asked)."""
@@ -229,19 +237,17 @@ class Pipeline:
             if pending is None or self._monotonic() - pending.since <= PAPER_WAIT_SECONDS:
                 return []
             self._pending_paper = None
-        assessment, trusted = self._assess(pending.text, pending.temperature_c, None)
-        return [self._record(pending.origin, assessment, pending.temperature_c, trusted)]
+        return [
+            self._record(pending.origin, self._assess(pending.text, pending.temperature_c, None))
+        ]
 
-    def _assess(
-        self, text: str, temperature_c: float | None, id_number: str | None
-    ) -> tuple[Assessment, bool]:
+    def _assess(self, text: str, temperature_c: float | None, id_number: str | None) -> Checked:
         with self._venue_lock:
             venue = self._venue
         deny_list = self._deny_list()
-        trusted = self._clock.trusted
         context = CheckContext(
             now=self._clock.now(),
-            clock_trusted=trusted,
+            clock_trusted=self._clock.trusted,
             temperature_c=temperature_c,
             deny_list=deny_list.lookup,
             deny_list_age_minutes=deny_list.age_minutes,
@@ -249,24 +255,22 @@ class Pipeline:
             status_lookup=self._status_lookup,
             dcc_schemas=self._dcc_schemas,
         )
-        return assess(text, trust=venue.trust, rules=venue.rules, context=context), trusted
+        assessment = assess(text, trust=venue.trust, rules=venue.rules, context=context)
+        return Checked(assessment, context, venue.venue_id)
 
-    def _record(
-        self, origin: str, assessment: Assessment, temperature_c: float | None, trusted: bool
-    ) -> Event:
-        with self._venue_lock:
-            venue_id = self._venue.venue_id
+    def _record(self, origin: str, checked: Checked) -> Event:
+        assessment, context = checked.assessment, checked.context
         decision = assessment.decision
         checkin = CheckIn(
             id=uuid7(),
-            venue_id=venue_id,
-            scanned_at=self._clock.now(),
+            venue_id=checked.venue_id,
+            scanned_at=context.now,
             person_ref=assessment.verified_subject,
             kind=assessment.kind,
             outcome=decision.outcome,
             reasons=list(decision.reasons),
-            temperature_c=temperature_c,
-            clock_trusted=trusted,
+            temperature_c=context.temperature_c,
+            clock_trusted=context.clock_trusted,
         )
         self._store.record(checkin)  # durable before the person is told anything
         event = self._tell(Event(origin, assessment.kind, decision, str(checkin.id)))

@@ -16,7 +16,16 @@ from shared.denylist import DenyList
 from shared.envelope import CredentialError, Stage
 from shared.healthcode import CodeKind, HealthCode, HealthStatus
 from shared.keys import ES256, TrustStore
-from shared.policy import Decision, Facts, IdCheck, Outcome, RuleSet, decide
+from shared.policy import (
+    CredentialKindName,
+    Decision,
+    Facts,
+    IdCheck,
+    Outcome,
+    RuleSet,
+    StatusSource,
+    decide,
+)
 from shared.venuecode import VenueCode
 
 
@@ -113,16 +122,36 @@ def health_facts(code: HealthCode, context: CheckContext) -> Facts:
         if id_check == "matched" and context.status_lookup is not None:
             status = context.status_lookup(code.person_ref)
     listed = context.deny_list.contains_person(code.person_ref) if context.deny_list else None
+    return _facts(
+        "health",
+        health_payload(code, status),
+        context,
+        listed,
+        id_check=id_check,
+        status_source="online" if status is not None else "code",
+    )
+
+
+def _facts(
+    kind: CredentialKindName,
+    payload: dict[str, Any],
+    context: CheckContext,
+    listed: str | None,
+    *,
+    id_check: IdCheck = "none",
+    status_source: StatusSource = "code",
+) -> Facts:
+    """The facts of a check: the credential's claims, the moment, the reading, the deny list."""
     return Facts(
-        kind="health",
-        payload=health_payload(code, status),
+        kind=kind,
+        payload=payload,
         now=context.now,
         clock_trusted=context.clock_trusted,
         temperature_c=context.temperature_c,
         deny_listed=listed,
         deny_list_age_minutes=context.deny_list_age_minutes,
         id_check=id_check,
-        status_source="online" if status is not None else "code",
+        status_source=status_source,
     )
 
 
@@ -163,15 +192,7 @@ def _assess_dcc(
         listed = context.deny_list.contains_certificate(
             verified.uvci, verified.country, verified.signature, ecdsa=verified.alg == ES256
         )
-    facts = Facts(
-        kind="dcc",
-        payload=verified.payload,
-        now=context.now,
-        clock_trusted=context.clock_trusted,
-        temperature_c=context.temperature_c,
-        deny_listed=listed,
-        deny_list_age_minutes=context.deny_list_age_minutes,
-    )
+    facts = _facts("dcc", verified.payload, context, listed)
     decision = decide(rules, facts)
     if verified.schema_version is None and decision.outcome is Outcome.PASS:
         decision = Decision(Outcome.REFER, ("schema-unchecked: no EU DCC schemas on this device",))
