@@ -1,0 +1,1 @@
+"""Tests of the voice: number words, prompts, espeak-ng rendering and the speaker."""
