@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -14,6 +14,7 @@ from device.client import HostClient, HostError
 from device.clock import DeviceClock
 from device.denylist import DenyListHolder, stored_trust
 from device.identity import load_enrollment, load_or_create_key
+from device.peripherals import PeripheralOptions, Peripherals
 from device.pipeline import (
     DEFAULT_REPEAT_WINDOW_SECONDS,
     REPEAT_REASON,
@@ -25,11 +26,13 @@ from device.pipeline import (
 )
 from device.report import StatusReporter
 from device.store import Store
-from device.sync import Syncer
+from device.sync import DEFAULT_RETENTION_DAYS, Syncer
 from hardware.frames import FrameSource
 from shared.dcc.schema import SchemaStore
 from shared.healthcode import HealthStatus
-from shared.messages import DeviceConfig
+from shared.messages import DeviceConfig, StatusRequest, StatusResponse
+from shared.sealed import CardIdentity
+from shared.verification import IdentityStatus
 
 log = logging.getLogger(__name__)
 DATABASE_FILE = "sentinel.db"
@@ -63,6 +66,8 @@ class RunOptions:
     sync_idle_seconds: float = 2.0
     startup_wait_seconds: float = 2.0
     repeat_window_seconds: float = DEFAULT_REPEAT_WINDOW_SECONDS
+    peripherals: PeripheralOptions = field(default_factory=PeripheralOptions)
+    retention_days: float = DEFAULT_RETENTION_DAYS  # acknowledged check-ins kept this long
 
 
 class Agent:
@@ -91,9 +96,12 @@ class Agent:
         )
         self.denylist.restore()
         self.reporter = StatusReporter(self.store, self.clock, self.denylist)
+        self.peripherals = Peripherals(options.peripherals, self._card_read)
+        self.reporter.components.update(self.peripherals.components())
 
         def tell(event: Event) -> None:
             log_feedback(event)
+            self.peripherals.announce(event)
             if self._events:
                 self._events(event)
 
@@ -104,7 +112,10 @@ class Agent:
             denylist=self.denylist,
             report=self.reporter.report,
             idle_seconds=options.sync_idle_seconds,
+            retention_days=options.retention_days,
         )
+        self.reporter.components["store"] = self.store.component
+        self.reporter.components["sync"] = self.syncer.component
         self.pipeline = Pipeline(
             decoder,
             self.store,
@@ -114,6 +125,11 @@ class Agent:
             on_recorded=self.syncer.nudge,
             repeat_window_seconds=options.repeat_window_seconds,
             status_lookup=self._current_status,
+            identity_lookup=self._identity_status,
+            id_reader=self.peripherals.card_reader is not None,
+            temperature=self.peripherals.temperature
+            if options.peripherals.thermometer_port
+            else None,
             deny_list=self._deny_list_state,
             dcc_schemas=SchemaStore.default(),
         )
@@ -126,13 +142,27 @@ class Agent:
         age_seconds = (self.clock.now() - refreshed_at).total_seconds()
         return DenyListState(self.denylist.current(), max(0, int(age_seconds // 60)))
 
-    def _current_status(self, person_ref: str) -> HealthStatus | None:
-        """Ask the host for a paper code holder's current status; None when it cannot answer."""
+    def _ask_status(self, asked: StatusRequest) -> StatusResponse | None:
         try:
-            return self.client.status(person_ref, timeout=STATUS_TIMEOUT_SECONDS).health_status()
+            return self.client.status(asked, timeout=STATUS_TIMEOUT_SECONDS)
         except HostError as error:
             log.info("status lookup unavailable, deciding offline: %s", error)
             return None
+
+    def _current_status(self, person_ref: str) -> HealthStatus | None:
+        """Ask the host for a paper code holder's current status; None when it cannot answer."""
+        answer = self._ask_status(StatusRequest(person_ref=person_ref))
+        return answer.health_status() if answer is not None else None
+
+    def _identity_status(self, sealed_identity: str) -> IdentityStatus | None:
+        """Ask the host who holds a sealed ID card, and their status; None when offline."""
+        answer = self._ask_status(StatusRequest(sealed_identity=sealed_identity))
+        if answer is None:
+            return None
+        return IdentityStatus(answer.person_ref, answer.health_status())
+
+    def _card_read(self, identity: CardIdentity, origin: str) -> None:
+        self.pipeline.present_id(identity, origin)
 
     def _apply_config(self, config: DeviceConfig) -> None:
         self.pipeline.update_venue(VenueState.from_config(config))
@@ -147,6 +177,7 @@ class Agent:
     def run(self, source: FrameSource) -> int:
         """Scan until the source ends; returns an exit status (0, or 3 if sync did not drain)."""
         self.syncer.start()
+        self.peripherals.start()
         # A short, bounded wait for the host's time and keys; offline, scan on the cached ones.
         if not self.syncer.first_contact.wait(self.options.startup_wait_seconds):
             log.warning("no answer from the host yet; scanning on the cached configuration")
@@ -159,6 +190,7 @@ class Agent:
         status = 0
         if self.options.exit_when_done:
             status = 0 if self.drain(self.options.drain_timeout_seconds) else 3
+        self.peripherals.close()
         self.syncer.stop()
         self.client.close()
         recorded, acked = self.store.counts()

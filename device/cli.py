@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from device import peripherals
 from device.agent import DATABASE_FILE, Agent, RunOptions, json_lines
 from device.client import HostError, enroll
 from device.identity import (
@@ -92,6 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="the same code again within this time makes no new check-in",
     )
+    run_parser.add_argument(
+        "--retention-days",
+        type=float,
+        default=RunOptions.retention_days,
+        metavar="DAYS",
+        help="keep check-ins the host acknowledged this long, then delete them (7)",
+    )
+    peripherals.add_arguments(run_parser)
     run_parser.add_argument("--state", type=Path, default=Path(DEFAULT_STATE))
 
     status_parser = commands.add_parser("status", help="show enrollment and unsynced check-ins")
@@ -131,10 +140,17 @@ def _run(args: argparse.Namespace) -> int:
     from hardware.frames import FrameSourceError, open_source
     from hardware.qr import LiveQrDecoder
 
+    try:
+        peripheral_options = peripherals.from_arguments(args)
+    except ValueError as error:
+        print(f"sentinel device run: {error}", file=sys.stderr)
+        return 2
     options = RunOptions(
         exit_when_done=args.exit_when_done,
         drain_timeout_seconds=args.drain_timeout,
         repeat_window_seconds=args.repeat_window,
+        peripherals=peripheral_options,
+        retention_days=args.retention_days,
     )
     events = json_lines(sys.stdout) if args.events == "json" else None
     try:

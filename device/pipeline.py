@@ -1,4 +1,4 @@
-"""The scan pipeline: frame, decode, verify offline, decide, record, tell; paper codes meet IDs."""
+"""The scan pipeline: frame or card, verify, decide, record, tell; paper codes meet ID cards."""
 
 from __future__ import annotations
 
@@ -14,19 +14,23 @@ from typing import Protocol
 import numpy as np
 
 from device.clock import DeviceClock
-from device.store import Store
+from device.store import Store, StoreError
+from hardware.idcard.ga467 import mask_id_number
 from shared.dcc.schema import SchemaStore
 from shared.denylist import DenyList
 from shared.healthcode import CodeKind, HealthStatus
 from shared.keys import TrustStore
 from shared.messages import CheckIn, DeviceConfig
 from shared.policy import Decision, Outcome, RuleSet
+from shared.sealed import CardIdentity, seal
 from shared.uuid7 import uuid7
 from shared.verification import (
     Assessment,
     CheckContext,
     CredentialKind,
+    IdentityStatus,
     assess,
+    assess_id_card,
     recognise,
 )
 
@@ -36,6 +40,7 @@ REPEAT_REASON = "repeat: already seen moments ago, no new check-in"
 PAPER_WAIT_SECONDS = 20.0  # a paper code waits this long for its holder's ID card
 ID_KEEP_SECONDS = 20.0  # an ID card read waits this long for a paper code
 SHOW_ID_REASON = "paper-code-show-id: show the ID card of the code's holder"
+CANNOT_RECORD_REASON = "cannot-record"
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Event:
     kind: CredentialKind
     decision: Decision
     checkin_id: str | None = None  # set when a check-in was recorded
+    holder: str | None = None  # an ID card's number, masked for the screen
+    temperature_c: float | None = None  # the reading the decision was made with
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -66,6 +73,8 @@ class Event:
             "decision": self.decision.outcome.value,
             "reasons": list(self.decision.reasons),
             "checkin_id": self.checkin_id,
+            "holder": self.holder,
+            "temperature_c": self.temperature_c,
         }
 
 
@@ -76,6 +85,7 @@ class VenueState:
     venue_id: str
     rules: RuleSet | None
     trust: TrustStore = field(default_factory=TrustStore)
+    sealing_key: bytes | None = None  # the host's X25519 key that ID-card identities go to
 
     @classmethod
     def from_config(cls, config: DeviceConfig) -> VenueState:
@@ -86,7 +96,13 @@ class VenueState:
         except ValueError as error:
             log.error("venue rule set refused, every check is referred to staff: %s", error)
             rules = None
-        return cls(config.venue.id, rules, trust)
+        sealing_key = None
+        if config.sealing_key is not None:
+            try:
+                sealing_key = config.sealing_key.raw()
+            except ValueError as error:
+                log.error("sealing key refused, ID cards are decided offline: %s", error)
+        return cls(config.venue.id, rules, trust, sealing_key)
 
 
 @dataclass(frozen=True)
@@ -146,7 +162,9 @@ class Pipeline:
         repeat_window_seconds: float = DEFAULT_REPEAT_WINDOW_SECONDS,
         deny_list: Callable[[], DenyListState] = lambda: DenyListState(None, None),
         status_lookup: Callable[[str], HealthStatus | None] | None = None,
+        identity_lookup: Callable[[str], IdentityStatus | None] | None = None,
         id_reader: bool = False,
+        temperature: Callable[[], float | None] | None = None,
         dcc_schemas: SchemaStore | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -160,7 +178,9 @@ class Pipeline:
         self._repeats = RepeatFilter(repeat_window_seconds, clock=monotonic)
         self._deny_list = deny_list
         self._status_lookup = status_lookup
+        self._identity_lookup = identity_lookup  # a sealed identity to the host's answer
         self._id_reader = id_reader  # with a reader, a paper code waits for the card
+        self._temperature = temperature  # measures one, when a person is being checked
         self._dcc_schemas = dcc_schemas
         self._monotonic = monotonic
         self._paper_lock = threading.Lock()
@@ -195,8 +215,11 @@ class Pipeline:
         # The same text again (a code held up in front of the camera) is known before any
         # signature is checked; the same person with a fresh code is known after.
         text_key = "text:" + hashlib.sha256(text.encode()).hexdigest()
+        kind = recognise(text)
         if self._repeats.seen_recently(text_key):
-            return self._repeat(recognise(text), origin)
+            return self._repeat(kind, origin)
+        if kind in {CredentialKind.HEALTH, CredentialKind.DCC}:
+            temperature_c = self._measure(temperature_c)
         with self._paper_lock:
             id_number = self._recent_id_number()
         checked = self._assess(text, temperature_c, id_number)
@@ -220,15 +243,40 @@ class Pipeline:
             return self._tell(Event(origin, assessment.kind, assessment.decision))
         return self._record(origin, checked)
 
-    def present_id(self, id_number: str, origin: str) -> Event | None:
-        """An ID card was read: it completes a waiting paper code, or waits for one."""
+    def present_id(
+        self, identity: CardIdentity, origin: str, *, temperature_c: float | None = None
+    ) -> Event:
+        """An ID card was read: it completes a waiting paper code, or is decided on its own.
+
+        Decided alone, it is also kept for ID_KEEP_SECONDS, so a paper code shown right after
+        is checked against it.
+        """
         with self._paper_lock:
             pending, self._pending_paper = self._pending_paper, None
             if pending is None or self._monotonic() - pending.since > PAPER_WAIT_SECONDS:
-                self._recent_id = (id_number, self._monotonic())
-                return None
-        checked = self._assess(pending.text, pending.temperature_c, id_number)
-        return self._record(f"{pending.origin}+{origin}", checked)
+                self._recent_id = (identity.number, self._monotonic())
+                pending = None
+        holder = mask_id_number(identity.number)
+        if pending is not None:
+            checked = self._assess(pending.text, pending.temperature_c, identity.number)
+            return self._record(f"{pending.origin}+{origin}", checked, holder=holder)
+        card_key = "card:" + hashlib.sha256(identity.lookup_key.encode()).hexdigest()
+        if self._repeats.seen_recently(card_key):
+            return self._repeat(CredentialKind.ID_CARD, origin)
+        with self._venue_lock:
+            venue = self._venue
+        sealed = seal(identity, venue.sealing_key) if venue.sealing_key is not None else None
+        found = None
+        if sealed is not None and self._identity_lookup is not None:
+            found = self._identity_lookup(sealed)
+        context = self._context(self._measure(temperature_c), None)
+        assessment = assess_id_card(identity, found, rules=venue.rules, context=context)
+        if found is not None and self._repeats.seen_recently(f"subject:{found.person_ref}"):
+            return self._repeat(CredentialKind.ID_CARD, origin)
+        # The host was not asked: it learns whom the check-in was from the seal, later.
+        keep_sealed = sealed if found is None else None
+        checked = Checked(assessment, context, venue.venue_id)
+        return self._record(origin, checked, sealed_identity=keep_sealed, holder=holder)
 
     def expire_waiting(self) -> list[Event]:
         """A paper code whose ID card never came is decided without it (staff are asked)."""
@@ -241,11 +289,15 @@ class Pipeline:
             self._record(pending.origin, self._assess(pending.text, pending.temperature_c, None))
         ]
 
-    def _assess(self, text: str, temperature_c: float | None, id_number: str | None) -> Checked:
-        with self._venue_lock:
-            venue = self._venue
+    def _measure(self, given: float | None) -> float | None:
+        """The temperature given, else one measured now (None: no thermometer, no reading)."""
+        if given is not None or self._temperature is None:
+            return given
+        return self._temperature()
+
+    def _context(self, temperature_c: float | None, id_number: str | None) -> CheckContext:
         deny_list = self._deny_list()
-        context = CheckContext(
+        return CheckContext(
             now=self._clock.now(),
             clock_trusted=self._clock.trusted,
             temperature_c=temperature_c,
@@ -255,10 +307,22 @@ class Pipeline:
             status_lookup=self._status_lookup,
             dcc_schemas=self._dcc_schemas,
         )
+
+    def _assess(self, text: str, temperature_c: float | None, id_number: str | None) -> Checked:
+        with self._venue_lock:
+            venue = self._venue
+        context = self._context(temperature_c, id_number)
         assessment = assess(text, trust=venue.trust, rules=venue.rules, context=context)
         return Checked(assessment, context, venue.venue_id)
 
-    def _record(self, origin: str, checked: Checked) -> Event:
+    def _record(
+        self,
+        origin: str,
+        checked: Checked,
+        *,
+        sealed_identity: str | None = None,
+        holder: str | None = None,
+    ) -> Event:
         assessment, context = checked.assessment, checked.context
         decision = assessment.decision
         checkin = CheckIn(
@@ -271,8 +335,17 @@ class Pipeline:
             reasons=list(decision.reasons),
             temperature_c=context.temperature_c,
             clock_trusted=context.clock_trusted,
+            sealed_identity=sealed_identity,
         )
-        self._store.record(checkin)  # durable before the person is told anything
-        event = self._tell(Event(origin, assessment.kind, decision, str(checkin.id)))
+        try:
+            self._store.record(checkin)  # durable before the person is told anything
+        except StoreError as error:
+            # Nothing was committed, so nothing may be let through: staff check by hand.
+            log.error("check-in not recorded, the person is referred to staff: %s", error)
+            refused = Decision(Outcome.REFER, (f"{CANNOT_RECORD_REASON}: {error}",))
+            return self._tell(Event(origin, assessment.kind, refused))
+        event = self._tell(
+            Event(origin, assessment.kind, decision, str(checkin.id), holder, context.temperature_c)
+        )
         self._on_recorded()
         return event

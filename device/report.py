@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from device.clock import DeviceClock
 from device.denylist import DenyListHolder
 from device.store import Store
-from shared.messages import ComponentState, DeviceReport
+from shared.messages import ComponentHealth, ComponentState, DeviceReport
 
 DENYLIST_COMPONENT = "denylist"
+
+
+def monotonic_to_utc(moment: float) -> datetime:
+    """A time.monotonic() reading as a wall-clock time, for a component's `since`."""
+    return datetime.now(UTC) - timedelta(seconds=time.monotonic() - moment)
+
+
+def component_state(state: str, since: datetime, detail: str | None) -> ComponentState:
+    """A part's state as a driver tells it ("ok", "absent", "failing"), for the report."""
+    return ComponentState(state=ComponentHealth(state), since=since, detail=detail)
 
 
 class StatusReporter:

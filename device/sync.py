@@ -6,16 +6,32 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
 
 from device.client import HostClient, HostError
-from device.denylist import DenyListHolder
-from device.store import Store
+from device.denylist import MAX_DETAIL, DenyListHolder
+from device.store import Store, StoreError
 from shared.envelope import CredentialError
-from shared.messages import CheckInBatch, DeviceConfig, DeviceReport
+from shared.messages import (
+    MAX_BATCH,
+    CheckIn,
+    CheckInAck,
+    CheckInBatch,
+    ComponentHealth,
+    ComponentState,
+    DeviceConfig,
+    DeviceReport,
+)
 
 log = logging.getLogger(__name__)
+DAY_SECONDS = 24 * 3600
+DEFAULT_RETENTION_DAYS = 7.0
+DEFAULT_WINDOW = 4  # batches in flight: 100 ms each way cost a 100k backlog 10 s, not 33 s
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,14 @@ class Backoff:
 
 
 class Syncer:
-    """Runs in its own thread: check-ins up, configuration and deny list down, status reports."""
+    """Runs in its own thread: check-ins up, configuration and deny list down, status reports.
+
+    A backlog goes up as a window of batches in flight at once (`window`), so that the link's
+    latency is paid once per window rather than once per batch. Every batch is acknowledged
+    id by id; whatever was not acknowledged is simply sent again later, which the host's
+    idempotent ingest makes safe. Acknowledged check-ins are purged once `retention_days`
+    have passed.
+    """
 
     def __init__(
         self,
@@ -41,11 +64,16 @@ class Syncer:
         on_config: Callable[[DeviceConfig], None],
         denylist: DenyListHolder | None = None,
         report: Callable[[], DeviceReport] | None = None,
-        batch_size: int = 500,
+        batch_size: int = MAX_BATCH,
+        window: int = DEFAULT_WINDOW,
+        batches_per_round: int = 20,
         idle_seconds: float = 2.0,
         config_every_seconds: float = 300.0,
         denylist_every_seconds: float = 600.0,
         report_every_seconds: float = 60.0,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
+        purge_every_seconds: float = 3600.0,
+        backoff: Backoff = Backoff(),
     ) -> None:
         self._store = store
         self._client = client
@@ -53,17 +81,23 @@ class Syncer:
         self._denylist = denylist
         self._report = report
         self._batch_size = batch_size
+        self._window = window
+        self._batches_per_round = batches_per_round
         self._idle_seconds = idle_seconds
         self._config_every = config_every_seconds
         self._denylist_every = denylist_every_seconds
         self._report_every = report_every_seconds
-        self._denylist_due = self._report_due = time.monotonic()
+        self._retention_seconds = retention_days * DAY_SECONDS
+        self._purge_every = purge_every_seconds
+        self._denylist_due = self._report_due = self._purge_due = time.monotonic()
         self._denylist_failures = 0
-        self._backoff = Backoff()
+        self._backoff = backoff
         self._rng = random.Random()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+        self._senders = ThreadPoolExecutor(max_workers=window, thread_name_prefix="sync-send")
+        self._state = ComponentState(state=ComponentHealth.OK, since=datetime.now(UTC))
         self.failures = 0
         self.last_error: str | None = None
         self.refused: str | None = None  # the host refuses this device (revoked, unknown)
@@ -77,9 +111,16 @@ class Syncer:
         self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """End the sync thread, if started, and the threads that send batches."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        self._senders.shutdown(wait=False, cancel_futures=True)
+
+    def component(self) -> ComponentState:
+        """OK while the host answers; failing, with the last error, while it does not."""
+        return self._state
 
     def refresh_config(self) -> None:
         """Fetch the configuration (venue, policy, keys; the host's time comes with it)."""
@@ -88,19 +129,59 @@ class Syncer:
         self._on_config(config)
 
     def sync_once(self) -> int:
-        """Send one batch; returns how many check-ins the host acknowledged."""
-        batch = self._store.pending(self._batch_size)
-        if not batch:
-            return 0
-        ack = self._client.send_checkins(CheckInBatch(checkins=batch))
+        """Send the oldest pending check-ins, up to `window` batches in flight, for one round.
+
+        Returns how many the host acknowledged. If a batch fails, no more are sent, those in
+        flight are awaited (and their acknowledgements kept), and the first error is raised.
+        """
+        in_flight: deque[tuple[list[CheckIn], Future[CheckInAck]]] = deque()
+        after: UUID | None = None
+        to_send = self._batches_per_round
+        acknowledged = 0
+        error: HostError | None = None
+        while in_flight or to_send:
+            while to_send and error is None and len(in_flight) < self._window:
+                batch = self._store.pending(self._batch_size, after=after)
+                if not batch:
+                    to_send = 0
+                    break
+                to_send = 0 if len(batch) < self._batch_size else to_send - 1
+                after = batch[-1].id
+                sending = CheckInBatch(checkins=batch)
+                in_flight.append((batch, self._senders.submit(self._client.send_checkins, sending)))
+            if not in_flight:
+                break
+            batch, reply = in_flight.popleft()
+            try:
+                ack = reply.result()
+            except HostError as failure:
+                error = error or failure
+                to_send = 0
+                continue
+            acknowledged += self._acknowledge(batch, ack)
+        if acknowledged:
+            log.info("synced %d check-ins", acknowledged)
+        if error is not None:
+            raise error
+        return acknowledged
+
+    def _acknowledge(self, batch: list[CheckIn], ack: CheckInAck) -> int:
         sent = {checkin.id for checkin in batch}
         acknowledged = [checkin_id for checkin_id in ack.acknowledged if checkin_id in sent]
         self._store.mark_acked(acknowledged)
-        log.info("synced %d check-ins (%d new on host)", len(acknowledged), ack.inserted)
+        log.debug("synced %d check-ins (%d new on host)", len(acknowledged), ack.inserted)
         return len(acknowledged)
 
+    def _set_state(self, state: ComponentHealth, detail: str | None = None) -> None:
+        if (self._state.state, self._state.detail) != (state, detail):
+            self._state = ComponentState(
+                state=state,
+                since=self._state.since if self._state.state is state else datetime.now(UTC),
+                detail=None if detail is None else detail[:MAX_DETAIL],
+            )
+
     def _upkeep(self) -> None:
-        """Deny list and status report, each on its own schedule; their failures stop nothing."""
+        """Deny list, status report and purge, each on its own schedule; failures stop nothing."""
         now = time.monotonic()
         if self._denylist is not None and now >= self._denylist_due:
             try:
@@ -108,7 +189,7 @@ class Syncer:
                 self._denylist_failures = 0
                 self._denylist_due = now + self._denylist_every
                 self._report_due = now  # the host learns the list's new age at once
-            except (HostError, CredentialError) as error:
+            except (HostError, CredentialError, StoreError) as error:
                 self._denylist_failures += 1
                 self._denylist.failed(str(error))
                 delay = self._backoff.delay(self._denylist_failures, self._rng)
@@ -123,8 +204,21 @@ class Syncer:
             self._report_due = now + self._report_every
             try:
                 self._client.send_report(self._report())
-            except HostError as error:
+            except (HostError, StoreError) as error:
                 log.warning("status report not sent: %s", error)
+        if now >= self._purge_due:
+            self._purge_due = now + self._purge_every
+            try:
+                purged = self._store.purge_acked(self._retention_seconds)
+            except StoreError as error:
+                log.warning("purge of acknowledged check-ins failed: %s", error)
+            else:
+                if purged:
+                    log.info(
+                        "purged %d acknowledged check-ins older than %g days",
+                        purged,
+                        self._retention_seconds / DAY_SECONDS,
+                    )
 
     def _run(self) -> None:
         config_due = time.monotonic()
@@ -139,17 +233,21 @@ class Syncer:
                         self.first_contact.set()
                     config_due = time.monotonic() + self._config_every
                 sent = self.sync_once()
+                if self.failures:
+                    log.info("sync works again after %d failures", self.failures)
                 self.failures = 0
                 self.last_error = None
                 self.refused = None
-                if sent == self._batch_size:
+                self._set_state(ComponentHealth.OK)
+                if sent >= self._batch_size:
                     wait = 0.0  # a backlog: go on at once
-            except HostError as error:
+            except (HostError, StoreError) as error:
                 self.failures += 1
                 self.last_error = str(error)
-                if not error.retryable:
+                if isinstance(error, HostError) and not error.retryable:
                     self.refused = str(error)
                     log.error("the host refuses this device: %s", error)
+                self._set_state(ComponentHealth.FAILING, f"{self.failures} in a row: {error}")
                 wait = self._backoff.delay(self.failures, self._rng)
                 backing_off = True
                 log.warning(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
@@ -18,6 +22,36 @@ from host.storage.sqlite import SqliteStorage
 from shared.auth import HEADER_SERVER_TIME
 from shared.dcc.schema import SchemaStore
 from shared.messages import API_PREFIX
+
+log = logging.getLogger(__name__)
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the host keeps check-ins, and how often it purges older ones."""
+
+    checkin_days: float = 28.0
+    purge_every_seconds: float = 3600.0
+
+
+def purge_expired(context: HostContext, retention: Retention) -> None:
+    """Delete check-ins older than the retention period and nonces too old to replay."""
+    now_ms = context.settings.now_ms()
+    purged = context.storage.purge_checkins(now_ms - int(retention.checkin_days * DAY_MS))
+    context.purge_nonces_now_and_then(now_ms)
+    if purged:
+        log.info("purged %d check-ins older than %g days", purged, retention.checkin_days)
+
+
+async def purge_periodically(context: HostContext, retention: Retention) -> None:
+    """`purge_expired` now and every `purge_every_seconds`, in a worker thread, until cancelled."""
+    while True:
+        try:
+            await asyncio.to_thread(purge_expired, context, retention)
+        except Exception:  # any failure: logged, and tried again next time
+            log.exception("purge failed")
+        await asyncio.sleep(retention.purge_every_seconds)
 
 
 class ServerTimeMiddleware:
@@ -40,8 +74,8 @@ class ServerTimeMiddleware:
         await self.app(scope, receive, send_with_time)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Open the storage (creating schema and keys on first start) and build the app on it."""
+def create_app(settings: Settings, retention: Retention | None = None) -> FastAPI:
+    """Open the storage (migrating its schema, making keys on first start) and build the app."""
     storage = SqliteStorage(settings.db_path)
     context = HostContext(
         settings, storage, HostKeys.load(storage, settings.dcc_trust), SchemaStore.default()
@@ -49,9 +83,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        purging = asyncio.create_task(purge_periodically(context, retention or Retention()))
         try:
             yield
         finally:
+            purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
             storage.close()
 
     app = FastAPI(title="Digital Sentinel host", lifespan=lifespan)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from host.app import create_app
+from host.app import Retention, create_app
 from host.core.config import Settings
 from host.core.security import new_token
 
@@ -44,6 +44,7 @@ def serve(
     admin_token: str | None,
     admin_token_file: Path | None,
     dcc_trust: Path | None = None,
+    retention: Retention | None = None,
 ) -> None:
     """Run the host until interrupted; without an admin token, use or make a token file."""
     token = admin_token if admin_token else admin_token_for(db_path, admin_token_file)
@@ -51,7 +52,7 @@ def serve(
         db_path=db_path, public_url=public_url, admin_token=token, dcc_trust=dcc_trust
     )
     log.info("database %s; venue codes under %s", db_path, settings.public_url)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, retention), host=host, port=port, log_level="info")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="EU DCC signer certificates (a PEM/DER file or a directory) to publish to devices",
     )
+    serve_parser.add_argument(
+        "--retention-days",
+        type=float,
+        default=Retention.checkin_days,
+        metavar="DAYS",
+        help="delete check-ins scanned and received longer ago than this "
+        f"(default {Retention.checkin_days:g}; checked every hour)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,5 +98,6 @@ def run(args: argparse.Namespace) -> int:
         admin_token=None,
         admin_token_file=args.admin_token_file,
         dcc_trust=args.dcc_trust,
+        retention=Retention(checkin_days=args.retention_days),
     )
     return 0

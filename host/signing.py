@@ -1,4 +1,4 @@
-"""The host's keys: a signing key per purpose, the ID-number HMAC key, and EU DCC signers."""
+"""The host's keys: one signing key per purpose, the sealing key, the ID HMAC key, DCC signers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from host.storage.base import Storage
 from shared.dcc.certificates import SignerCertificate, load_certificates
 from shared.keys import KeyPurpose, SigningKey
 from shared.messages import PublishedKey, trust_store
+from shared.sealed import SealingKey
 
 ID_HMAC_KEY_BYTES = 32
 
@@ -26,15 +27,18 @@ class HostKeys:
 
     def __init__(
         self,
+        *,
         health: SigningKey,
         venue: SigningKey,
         policy: SigningKey,
+        sealing: SealingKey,
         id_hmac_key: bytes,
         dcc_signers: Sequence[SignerCertificate] = (),
     ) -> None:
         self.health = health
         self.venue = venue
         self.policy = policy  # signs venue rule sets and deny lists
+        self.sealing = sealing  # opens the ID-card identities devices seal to it
         self.id_hmac_key = id_hmac_key
         self.published = [
             PublishedKey.of(key, purpose)
@@ -55,6 +59,9 @@ class HostKeys:
             health=_signing_key(storage, KeyPurpose.HEALTH),
             venue=_signing_key(storage, KeyPurpose.VENUE),
             policy=_signing_key(storage, KeyPurpose.POLICY),
+            sealing=SealingKey.from_bytes(
+                storage.ensure_secret("sealing-key", lambda: SealingKey.generate().to_bytes())
+            ),
             id_hmac_key=storage.ensure_secret(
                 "id-hmac-key", lambda: secrets.token_bytes(ID_HMAC_KEY_BYTES)
             ),

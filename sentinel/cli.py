@@ -16,12 +16,14 @@ Digital Sentinel: venue-entrance check-in.
   sentinel device run          scan codes, decide by the venue's policy, record, sync
   sentinel device status       show this kiosk's enrollment and unsynced check-ins
   sentinel demo                a whole check-in cycle on this machine, host and kiosk as processes
-  sentinel card read           read an ID card or passport (PC/SC, eMRTD), masked
+  sentinel selftest            check every fitted part: camera, decoder, card reader, ...
+  sentinel card read           read an ID card or passport (PC/SC, eMRTD, GA 467), masked
   sentinel thermometer read    one reading from a serial thermometer (modbus, stream or line)
   sentinel decode              the QR codes in image and video files, read as the kiosk reads them
   sentinel verify              verify one credential (EU DCC HC1:, health code DS1:, venue URL)
   sentinel conformance dcc     our EU DCC verification against the dgc-testdata expected results
-  sentinel bench               benchmarks: decode, pipeline, verify (credentials)
+  sentinel bench               benchmarks: decode, pipeline, verify, card, sync
+  sentinel chaos               faults injected between real processes: nothing lost or doubled
 """
 
 
@@ -30,12 +32,14 @@ COMMANDS = {
     "host": ("host.cli", "the verification service"),
     "device": ("device.cli", "the kiosk agent"),
     "demo": ("sentinel.demo", "run the end-to-end demo"),
+    "selftest": ("device.selftest", "check every fitted peripheral: pass, fail or absent"),
     "card": ("hardware.smartcard.cli", "card readers and ID cards"),
     "thermometer": ("hardware.thermometer.cli", "serial thermometer tools"),
     "decode": ("sentinel.decode", "decode QR codes in files"),
     "verify": ("sentinel.verify", "verify a credential: EU DCC, health code or venue code"),
     "conformance": ("sentinel.conformance", "check verification against reference test data"),
     "bench": ("sentinel.bench", "run a benchmark"),
+    "chaos": ("sentinel.chaos.harness", "the fault-injection suite (scripts/chaos)"),
 }
 
 

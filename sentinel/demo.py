@@ -31,6 +31,7 @@ import cv2
 import httpx
 import numpy as np
 
+from hardware.thermometer.emulator import Emulator
 from shared import healthcode
 from shared.envelope import base45, inflate, parse_cose, wrap
 from shared.healthcode import CLAIM_KEY, CodeKind, Colour, NucleicTest, TestResult
@@ -57,7 +58,7 @@ class Case:
     """One person at one entrance; `expect` is what a correct kiosk must decide."""
 
     name: str
-    venue: str  # "public" or "residential"
+    venue: str  # "public", "residential" or "clinic"
     expect: tuple[str, ...]
 
 
@@ -72,7 +73,9 @@ CASES = (
     Case("foreign-issuer", "public", ("deny", "refer")),
     Case("not-a-code", "public", ("ignored",)),
     Case("repeat", "public", ("ignored",)),
+    Case("fever", "clinic", ("deny",)),
 )
+FEVER_CELSIUS = 38.2  # what the clinic's emulated forehead thermometer reads
 # The order the kiosk sees them: the repeat comes right after the code it repeats.
 SHOWN_ORDER = (
     "green",
@@ -85,6 +88,7 @@ SHOWN_ORDER = (
     "foreign-issuer",
     "not-a-code",
     "stale-test-residential",
+    "fever",
 )
 
 
@@ -332,10 +336,10 @@ def device_run_command(kiosk: Kiosk, *options: str) -> list[str]:
     )  # fmt: skip
 
 
-def run_kiosk(kiosk: Kiosk, workdir: Path, label: str) -> list[dict[str, Any]]:
+def run_kiosk(kiosk: Kiosk, workdir: Path, label: str, *options: str) -> list[dict[str, Any]]:
     with (workdir / f"kiosk-{label}.log").open("w") as log:
         result = subprocess.run(
-            device_run_command(kiosk, "--drain-timeout", "30"),
+            device_run_command(kiosk, "--drain-timeout", "30", *options),
             stdout=subprocess.PIPE, stderr=log, text=True, timeout=120, check=False,
         )  # fmt: skip
     if result.returncode != 0:
@@ -361,6 +365,7 @@ def run_demo(workdir: Path, seed: int) -> dict[str, Any]:
         admin = Admin(url, admin_token)
         public = admin.venue("Central Library", "1 Library Road", "public_place")
         residential = admin.venue("Riverside Compound", "88 River Street", "residential")
+        clinic = admin.venue("Community Clinic", "5 Health Road", "medical")
         people = {
             "green": admin.person("110101199003071234", "green", 10),
             "stale": admin.person("110101198512125678", "green", 60),
@@ -370,6 +375,7 @@ def run_demo(workdir: Path, seed: int) -> dict[str, Any]:
         kiosks = {
             "public": enroll(url, admin, public, workdir, "public"),
             "residential": enroll(url, admin, residential, workdir, "residential"),
+            "clinic": enroll(url, admin, clinic, workdir, "clinic"),
         }
         expired = admin.code(people["green"], ttl_seconds=1)
         green_png = admin.code_png(people["green"])
@@ -384,6 +390,7 @@ def run_demo(workdir: Path, seed: int) -> dict[str, Any]:
             "forged": qr_png(forge(admin.code(people["red"]).text)),
             "foreign-issuer": qr_png(foreign_code(people["green"])),
             "not-a-code": qr_png("Welcome to Central Library. Wi-Fi: library-guest"),
+            "fever": green_png,
         }
         venue_of = {case.name: case.venue for case in CASES}
         cv2.imwrite(str(kiosks["public"].frames / "00-nobody.png"), camera_frame(None, rng))
@@ -392,7 +399,13 @@ def run_demo(workdir: Path, seed: int) -> dict[str, Any]:
             cv2.imwrite(str(path), camera_frame(pictures[name], rng))
         # The expired case is a real code whose few seconds of life have run out.
         time.sleep(max(0.0, (expired.expires_at - datetime.now(UTC)).total_seconds() + 0.2))
-        events = {label: run_kiosk(kiosk, workdir, label) for label, kiosk in kiosks.items()}
+        # The clinic's kiosk takes temperatures with a forehead module: ours, on a pty.
+        with Emulator("stream", celsius=FEVER_CELSIUS) as thermometer:
+            fitted = {"clinic": ("--thermometer", thermometer.port)}
+            events = {
+                label: run_kiosk(kiosk, workdir, label, *fitted.get(label, ()))
+                for label, kiosk in kiosks.items()
+            }
         stats = admin.stats()
         counts = {label: admin.counts(kiosk.venue.id) for label, kiosk in kiosks.items()}
     by_case = {

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.dcc.certificates import load_certificate
 from shared.denylist import HashKind
@@ -29,6 +29,7 @@ from shared.keys import (
     load_public_key,
 )
 from shared.policy import Outcome, RuleSet, VenueCategory, open_ruleset, sign_ruleset
+from shared.sealed import MAX_SEALED_CHARS, PUBLIC_BYTES, SealingKey, public_key_id
 from shared.venuecode import BindingKind
 from shared.verification import CredentialKind
 
@@ -198,11 +199,39 @@ class SignedRules(Message):
         return ruleset
 
 
+class SealingKeyOut(Message):
+    """The host's X25519 public key that devices seal ID-card identities to, base64url raw."""
+
+    kid: str
+    public_key: str
+
+    @classmethod
+    def of(cls, key: SealingKey) -> SealingKeyOut:
+        return cls(kid=b64url(key.kid), public_key=b64url(key.public_raw))
+
+    @field_validator("public_key")
+    @classmethod
+    def _x25519(cls, public_key: str) -> str:
+        if len(b64url_decode(public_key)) != PUBLIC_BYTES:
+            raise ValueError(f"an X25519 public key has {PUBLIC_BYTES} bytes")
+        return public_key
+
+    def raw(self) -> bytes:
+        """The raw public key, after checking that the key id names it."""
+        raw = b64url_decode(self.public_key)
+        if b64url_decode(self.kid) != public_key_id(raw):
+            raise ValueError(f"sealing key id {self.kid} does not match its key")
+        return raw
+
+
 class DeviceConfig(Message):
     device_id: str
     venue: Venue
     rules: SignedRules
     keys: list[PublishedKey]
+    sealing_key: SealingKeyOut | None = Field(
+        default=None, description="seal ID-card identities to this; None: the host opens none"
+    )
     dcc_signers: list[str] = Field(
         default_factory=list, description="EU DCC signer certificates, base64url DER"
     )
@@ -255,6 +284,12 @@ class CheckIn(Message):
     reasons: list[Reason] = Field(default_factory=list, max_length=16)
     temperature_c: float | None = Field(default=None, ge=25, le=45)
     clock_trusted: bool
+    sealed_identity: str | None = Field(
+        default=None,
+        max_length=MAX_SEALED_CHARS,
+        description="an ID card holder the device could not look up, sealed to the host's key; "
+        "the host resolves it to a person_ref on ingest and keeps only that",
+    )
 
     @field_validator("outcome")
     @classmethod
@@ -296,7 +331,16 @@ class HostStats(Message):
 
 
 class StatusRequest(Message):
-    person_ref: str = Field(min_length=1, max_length=64)
+    """Ask by a paper code's person reference, or by an ID card's identity sealed to the host."""
+
+    person_ref: str | None = Field(default=None, min_length=1, max_length=64)
+    sealed_identity: str | None = Field(default=None, min_length=1, max_length=MAX_SEALED_CHARS)
+
+    @model_validator(mode="after")
+    def _one_way_to_ask(self) -> StatusRequest:
+        if (self.person_ref is None) == (self.sealed_identity is None):
+            raise ValueError("give either person_ref or sealed_identity")
+        return self
 
 
 class StatusResponse(Message):
@@ -384,6 +428,9 @@ class DenyListUnchanged(Message):
     version: int
 
 
+MAX_DETAIL_CHARS = 300
+
+
 class ComponentHealth(StrEnum):
     OK = "ok"
     ABSENT = "absent"
@@ -395,7 +442,15 @@ class ComponentState(Message):
 
     state: ComponentHealth
     since: AwareDatetime = Field(description="when it came into this state")
-    detail: str | None = Field(default=None, max_length=300)
+    detail: str | None = Field(default=None, max_length=MAX_DETAIL_CHARS)
+
+    @field_validator("detail", mode="before")
+    @classmethod
+    def _shortened(cls, detail: object) -> object:
+        """A driver's error can be long (paths, nested causes): keep its start, mark the cut."""
+        if isinstance(detail, str) and len(detail) > MAX_DETAIL_CHARS:
+            return detail[: MAX_DETAIL_CHARS - 1] + "…"
+        return detail
 
 
 class DenyListStatus(Message):

@@ -20,9 +20,9 @@ RULESET_DOCUMENT = "ruleset"
 CLOCK_VARIABLE = "external.validationClock"
 MAX_SHOWN_LENGTH = 32
 
-CredentialKindName = Literal["health", "dcc"]
+CredentialKindName = Literal["health", "dcc", "idcard"]
 IdCheck = Literal["matched", "mismatch", "none"]
-StatusSource = Literal["code", "online"]
+StatusSource = Literal["code", "online", "none"]  # "none": an ID card the host was not asked
 
 
 class Outcome(StrEnum):

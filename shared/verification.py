@@ -26,6 +26,7 @@ from shared.policy import (
     StatusSource,
     decide,
 )
+from shared.sealed import CardIdentity
 from shared.venuecode import VenueCode
 
 
@@ -33,6 +34,7 @@ class CredentialKind(StrEnum):
     HEALTH = "health"
     VENUE = "venue"
     DCC = "dcc"
+    ID_CARD = "idcard"  # an ID card shown alone, by someone without a phone
     UNKNOWN = "unknown"
 
 
@@ -60,10 +62,19 @@ class Assessment:
     code: HealthCode | None = None
     venue: VenueCode | None = None
     dcc: VerifiedDcc | None = None
+    holder: str | None = None  # an ID card's holder as the host named them
 
     @property
     def verified_subject(self) -> str | None:
-        return self.code.person_ref if self.code else None
+        return self.code.person_ref if self.code else self.holder
+
+
+@dataclass(frozen=True)
+class IdentityStatus:
+    """The host's answer about an ID card's holder: who they are and their status, if known."""
+
+    person_ref: str  # the host's reference, or its pseudonym for someone it does not know
+    status: HealthStatus | None  # None: not in the host's register
 
 
 def _failure(kind: CredentialKind, error: CredentialError) -> Assessment:
@@ -89,21 +100,55 @@ def recognise(text: str) -> CredentialKind:
     return CredentialKind.UNKNOWN
 
 
+def _status_payload(status: HealthStatus) -> dict[str, Any]:
+    payload: dict[str, Any] = {"colour": status.colour.value}
+    if status.test is not None:
+        payload["test"] = {
+            "sampledAt": status.test.sampled_at.isoformat(),
+            "result": status.test.result.value,
+        }
+    return payload
+
+
 def health_payload(code: HealthCode, status: HealthStatus | None) -> dict[str, Any]:
     """A health code's claims as rules read them; the host's current status wins when known."""
     current = status if status is not None else HealthStatus(code.colour, code.test)
-    payload: dict[str, Any] = {
+    return {
         "kind": code.kind.value,
-        "colour": current.colour.value,
         "issuedAt": code.issued_at.isoformat(),
         "expiresAt": code.expires_at.isoformat(),
+        **_status_payload(current),
     }
-    if current.test is not None:
-        payload["test"] = {
-            "sampledAt": current.test.sampled_at.isoformat(),
-            "result": current.test.result.value,
-        }
-    return payload
+
+
+def assess_id_card(
+    identity: CardIdentity,
+    found: IdentityStatus | None,
+    *,
+    rules: RuleSet | None,
+    context: CheckContext,
+) -> Assessment:
+    """Decide on an ID card shown alone; `found` is the host's answer, None when offline.
+
+    Offline, only the deny list can say anything about the holder, so the rules refer.
+    """
+    payload: dict[str, Any] = {"kind": "idcard", "known": bool(found and found.status)}
+    if found is not None and found.status is not None:
+        payload |= _status_payload(found.status)
+    listed = None
+    if context.deny_list is not None:
+        listed = context.deny_list.contains_identity(identity)
+        if listed is None and found is not None:
+            listed = context.deny_list.contains_person(found.person_ref)
+    facts = _facts(
+        "idcard",
+        payload,
+        context,
+        listed,
+        status_source="online" if found is not None else "none",
+    )
+    holder = found.person_ref if found is not None else None
+    return Assessment(CredentialKind.ID_CARD, decide(rules, facts), holder=holder)
 
 
 def _id_check(code: HealthCode, id_number: str | None) -> IdCheck:

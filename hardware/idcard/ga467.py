@@ -529,6 +529,24 @@ class IdCardText:
             found.append(f"the card is {validity.value}")
         return found
 
+    def fields(self, *, reveal: bool = False) -> dict[str, str]:
+        """The fields by name for a screen or `--json`: masked unless reveal.
+
+        Masked: the ID number keeps its first and last 4 characters, the name its first
+        character, the birth date its year, the address its first 6 characters (the district).
+        """
+        fields = {field: getattr(self, field) for field, _, _ in TEXT_LAYOUT}
+        fields["sex"] = self.sex_name or self.sex
+        fields["nation"] = self.nation_name or self.nation
+        if reveal:
+            return fields
+        return fields | {
+            "name": _mask_name(self.name),
+            "birth": self.birth[:4] + "*" * (len(self.birth) - 4),
+            "address": self.address[:6] + "*" * max(0, len(self.address) - 6),
+            "id_number": mask_id_number(self.id_number),
+        }
+
     def __repr__(self) -> str:
         return (
             f"IdCardText(name={_mask_name(self.name)!r}, sex={self.sex!r}, "

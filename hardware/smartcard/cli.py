@@ -1,16 +1,19 @@
-"""`sentinel card`: list PC/SC readers, read a card's UID or an eMRTD (passport, eID card).
+"""`sentinel card`: PC/SC readers, a card's UID, an eMRTD, or a resident ID card on a SAM module.
 
 `card readers` lists the readers and what is on them. `card read` waits for a card; with
 --mrz DOCNO,BIRTH,EXPIRY (dates YYMMDD or YYYY-MM-DD; or the whole MRZ text) it reads the
 card as an ICAO 9303 eMRTD (BAC, secure messaging, EF.COM, DG1, EF.SOD, DG2 with --dg2) and
 prints the holder's data masked (unless --reveal) and which checks passed; without --mrz it
 prints the ATR and the contactless UID (staff and access cards). Passive authentication is
-checked against the CSCA certificates given with --csca (a PEM/DER file or a folder).
+checked against the CSCA certificates given with --csca (a PEM/DER file or a folder). With
+--sam PORT it reads a resident identity card on a GA 467 serial module instead, and checks the
+ID number's check character and the card's validity dates.
 
 Exit status: 0 read; 1 no card within the timeout, or the card could not be read; 2 a bad
 option; 3 no reader, or pcscd not running; 4 Basic Access Control refused (the MRZ
 information does not match the document); 5 read, but a check failed (passive
-authentication). Also runs as `python -m hardware.smartcard.cli read ...`.
+authentication, or a resident card's number or dates). Also runs as
+`python -m hardware.smartcard.cli read ...`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import date
 
+from hardware.idcard.ga467 import DEFAULT_BAUDRATE
 from hardware.smartcard.errors import (
     AccessDenied,
     CardError,
@@ -52,13 +57,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     read.add_argument("--reader", help="part of the reader's name (default: the first reader)")
     read.add_argument(
+        "--sam",
+        metavar="PORT",
+        help="read a resident identity card on a GA 467 SAM module at this serial port instead",
+    )
+    read.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUDRATE, help="the SAM module's speed (115200)"
+    )
+    read.add_argument(
         "--mrz",
         help="DOCNO,BIRTH,EXPIRY for Basic Access Control (dates YYMMDD or YYYY-MM-DD)",
     )
     read.add_argument("--json", action="store_true", help="print one JSON object")
-    read.add_argument(
-        "--reveal", action="store_true", help="print the holder's data unmasked (eMRTD)"
-    )
+    read.add_argument("--reveal", action="store_true", help="print the holder's data unmasked")
     read.add_argument("--dg2", action="store_true", help="read DG2 (the face image) too")
     read.add_argument("--csca", help="CSCA certificates for passive authentication")
     read.add_argument(
@@ -98,7 +109,41 @@ def _readers(args: argparse.Namespace) -> int:
     return EXIT_READ
 
 
+def _read_sam(args: argparse.Namespace) -> int:
+    from hardware.idcard.samreader import CardReadError, SamReader
+
+    if args.mrz or args.reader:
+        return _fail(args, EXIT_USAGE, "--sam reads a resident identity card: no --mrz, --reader")
+    with SamReader(args.sam, args.baud) as reader:
+        try:
+            card = reader.read_card(args.timeout)
+        except CardReadError as error:
+            return _fail(args, EXIT_NO_READ, str(error))
+        status = reader.status
+    if card is None:
+        if status.state != "ok":
+            return _fail(args, EXIT_NO_READER, f"SAM module {status.state}: {status.last_error}")
+        return _fail(args, EXIT_NO_READ, f"no card within {args.timeout:g} s")
+    problems = card.text.problems(date.today())
+    result = {
+        "reader": args.sam,
+        **card.text.fields(reveal=args.reveal),
+        "photo_bytes": len(card.photo),
+        "problems": problems,
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    else:
+        width = max(len(name) for name in result)
+        for name, value in result.items():
+            shown = "; ".join(value) or "none" if isinstance(value, list) else value
+            print(f"{name:>{width}}: {shown}", flush=True)
+    return EXIT_CHECK_FAILED if problems else EXIT_READ
+
+
 def _read(args: argparse.Namespace) -> int:
+    if args.sam:
+        return _read_sam(args)
     from hardware.smartcard.pcsc import PcscReader
     from hardware.smartcard.sod import load_csca_list
 
@@ -142,17 +187,16 @@ def _print_card(args: argparse.Namespace, name: str, atr: bytes, uid: bytes) -> 
 
 
 def _print_document(result: dict) -> None:
-    doc = result["document"]
     checks = result["checks"]
     passive = checks["passive_authentication"]
     why = f" ({passive['reason']})" if passive["reason"] else ""
     lines = [
         f"reader: {result['reader']}",
-        f"document: {doc['document_code']} {doc['issuing_state']} {doc['document_number']} "
-        f"({doc['format']})",
-        f"name: {doc['primary_identifier']}, {doc['secondary_identifier']}",
-        f"nationality: {doc['nationality']}  sex: {doc['sex']}  birth: {doc['birth_date']}  "
-        f"expiry: {doc['expiry_date']}",
+        f"document: {result['document_code']} {result['issuing_state']} "
+        f"{result['document_number']} ({result['format']})",
+        f"name: {result['surname']}, {result['given_names']}",
+        f"nationality: {result['nationality']}  sex: {result['sex']}  "
+        f"birth: {result['birth_date']}  expiry: {result['expiry_date']}",
         f"data groups: {', '.join(f'DG{n}' for n in result['data_groups'])}",
         f"checks: BAC {checks['bac']}, secure messaging {checks['secure_messaging']}, "
         f"passive authentication {passive['outcome']}{why}",

@@ -116,10 +116,10 @@ class Document:
         return self.mrz.revealed()
 
     def as_dict(self, *, reveal: bool = False) -> dict[str, object]:
-        """For output: MRZ fields (masked unless reveal), files, checks."""
+        """For output: the MRZ fields by name (masked unless reveal), files, checks."""
         face = self.face
         return {
-            "document": self.mrz.revealed() if reveal else self.mrz.masked(),
+            **(self.mrz.revealed() if reveal else self.mrz.masked()),
             "lds_version": self.com.lds_version,
             "data_groups": list(self.com.data_groups),
             "dg2_bytes": len(self.dg2) if self.dg2 is not None else None,

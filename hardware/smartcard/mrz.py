@@ -239,8 +239,8 @@ class Mrz:
             "document_code": self.document_code,
             "issuing_state": self.issuing_state,
             "document_number": mask_document_number(self.document_number),
-            "primary_identifier": _mask_name(self.primary_identifier),
-            "secondary_identifier": _mask_name(self.secondary_identifier),
+            "surname": _mask_name(self.primary_identifier),
+            "given_names": _mask_name(self.secondary_identifier),
             "nationality": self.nationality,
             "birth_date": self.birth_date[:2] + "****",
             "sex": self.sex,
@@ -252,8 +252,8 @@ class Mrz:
         fields = self.masked()
         fields.update(
             document_number=self.document_number,
-            primary_identifier=self.primary_identifier,
-            secondary_identifier=self.secondary_identifier,
+            surname=self.primary_identifier,
+            given_names=self.secondary_identifier,
             birth_date=self.birth_date,
             optional_data=self.optional_data,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -91,9 +92,31 @@ async def read_body(request: Request, context: Context) -> bytes:
     return bytes(body)
 
 
+def check_encoding(request: Request) -> str:
+    """The body's Content-Encoding if the host can decode it: identity or gzip; else 415."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding not in ("identity", "gzip"):
+        raise ApiError(415, "unsupported-encoding", "a device request body is gzip or plain")
+    return encoding
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """One gzip member, refused (413) if it inflates to more than `limit` bytes."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        decoded = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise ApiError(400, "bad-encoding", f"the body is not gzip: {error}") from None
+    if len(decoded) > limit:
+        raise ApiError(413, "too-large", f"a device request body inflates to at most {limit} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise ApiError(400, "bad-encoding", "the body is not exactly one whole gzip member")
+    return decoded
+
+
 @dataclass(frozen=True)
 class DeviceRequest:
-    """An authenticated device request: who sent it, its body, and the host time it arrived."""
+    """An authenticated device request: who sent it, its body (decoded), and when it arrived."""
 
     device: DeviceRecord
     body: bytes
@@ -103,7 +126,13 @@ class DeviceRequest:
 def authenticated_device(
     request: Request, context: Context, body: Annotated[bytes, Depends(read_body)]
 ) -> DeviceRequest:
-    """Check the signature, the clock skew and the nonce of a device request."""
+    """Check the signature, the clock skew and the nonce of a device request, then decode it.
+
+    The signature covers the body as sent, so a compressed body is inflated only once it is
+    known to come from an enrolled device. A gzip body (1f 8b ...) is never valid JSON, so the
+    unsigned Content-Encoding header cannot make one signed body mean two things.
+    """
+    encoding = check_encoding(request)
     now_ms = context.settings.now_ms()
     try:
         signed = SignedRequest.from_headers(request.headers)
@@ -131,6 +160,8 @@ def authenticated_device(
     if not context.storage.accept_nonce(device.id, signed.nonce, now_ms):
         raise ApiError(401, "replay", "this request was already received")
     context.purge_nonces_now_and_then(now_ms)
+    if encoding == "gzip":
+        body = gunzip(body, context.settings.max_device_body_bytes)
     return DeviceRequest(device, body, now_ms)
 
 

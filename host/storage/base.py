@@ -24,8 +24,6 @@ from shared.messages import (
 from shared.policy import RuleSet, VenueCategory
 from shared.rules.defaults import default_ruleset
 
-SCHEMA_VERSION = 1
-
 
 class EnrollmentRefused(Exception):
     """An enrollment token cannot be used; `code` is bad-token, token-used or token-expired."""
@@ -254,6 +252,13 @@ class Storage(ABC):
         self, device_id: str, venue_id: str, received_at_ms: int, checkins: Sequence[CheckIn]
     ) -> int:
         """Store a batch in one transaction, skipping ids already stored; how many were new."""
+
+    @abstractmethod
+    def purge_checkins(self, before_ms: int) -> int:
+        """Delete check-ins both scanned and received before `before_ms`; how many went.
+
+        Both: a device with a wrong clock may send a scan time long past with a fresh record.
+        """
 
     @abstractmethod
     def hourly_counts(self, venue_id: str, since_ms: int, until_ms: int) -> list[HourCount]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -11,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from host.core.times import HOUR_MS, from_ms, to_ms
 from host.storage.base import (
-    SCHEMA_VERSION,
     DenyListEntry,
     DenyListSnapshot,
     DenyListState,
@@ -30,7 +32,10 @@ from shared.healthcode import Colour, NucleicTest, TestResult
 from shared.messages import CheckIn, DeviceForm, DeviceReport, HostStats
 from shared.policy import Outcome, RuleSet, VenueCategory
 
-SCHEMA = (
+log = logging.getLogger(__name__)
+
+# Version 1 as first released; tables added later within version 1 are made by migration 2.
+SCHEMA_V1 = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS host_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
     """CREATE TABLE IF NOT EXISTS venues (
@@ -83,6 +88,8 @@ SCHEMA = (
         clock_trusted BOOLEAN NOT NULL,
         received_at BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS checkins_venue_time ON checkins (venue_id, scanned_at)",
+)
+ADDED_WITHIN_V1 = (
     # The deny list holds digests only; the one row of denylist_version counts its changes.
     """CREATE TABLE IF NOT EXISTS denylist_entries (
         kind TEXT NOT NULL,
@@ -100,7 +107,37 @@ SCHEMA = (
         report TEXT NOT NULL)""",
 )
 
-VENUE_COLUMNS = "id, name, address, category, code_url, policy, created_at"
+
+def _create_v1(conn: sqlite3.Connection) -> None:
+    for statement in SCHEMA_V1:
+        conn.execute(statement)
+
+
+def _rules_column(conn: sqlite3.Connection) -> None:
+    """Venue rules live in `rules`; a stored policy of the old form gives way to the default."""
+    for statement in ADDED_WITHIN_V1:
+        conn.execute(statement)
+    conn.execute("ALTER TABLE venues RENAME COLUMN policy TO rules")
+    stored = conn.execute("SELECT id, category, rules FROM venues WHERE rules IS NOT NULL")
+    for venue_id, category, rules in stored.fetchall():
+        try:
+            RuleSet.model_validate_json(rules)
+        except ValidationError:
+            conn.execute("UPDATE venues SET rules = NULL WHERE id = ?", (venue_id,))
+            log.warning(
+                "venue %s: its stored policy is not a rule set; reset to the default rule set"
+                " for %s",
+                venue_id,
+                category,
+            )
+
+
+# MIGRATIONS[n - 1] takes the schema from version n - 1 to n; version 0 is an empty file.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_v1, _rules_column)
+SCHEMA_VERSION = len(MIGRATIONS)
+PURGE_CHUNK = 5000  # check-ins deleted per transaction, so that ingest is never held up long
+
+VENUE_COLUMNS = "id, name, address, category, code_url, rules, created_at"
 PERSON_COLUMNS = "person_ref, id_hmac, colour, test_sampled_at, test_result, updated_at"
 DEVICE_COLUMNS = "id, name, form, venue_id, public_key, enrolled_at, last_seen_at, revoked_at"
 # A newly imported test replaces the stored one only if it is at least as recent.
@@ -171,14 +208,14 @@ def _checkin_rows(
 
 
 def _venue(row: Sequence[Any]) -> VenueRecord:
-    id_, name, address, category, code_url, policy, created_at = row
+    id_, name, address, category, code_url, rules, created_at = row
     return VenueRecord(
         id=id_,
         name=name,
         address=address,
         category=VenueCategory(category),
         code_url=code_url,
-        rules=None if policy is None else RuleSet.model_validate_json(policy),
+        rules=None if rules is None else RuleSet.model_validate_json(rules),
         created_at_ms=created_at,
     )
 
@@ -226,16 +263,31 @@ class SqliteStorage(Storage):
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connection() as conn:
             conn.execute("PRAGMA journal_mode = WAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the file to `SCHEMA_VERSION`, all steps in one transaction; refuse a newer one."""
         with self._write() as conn:
-            for statement in SCHEMA:
-                conn.execute(statement)
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] != SCHEMA_VERSION:
+            has_table = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            row = (
+                conn.execute("SELECT version FROM schema_version").fetchone() if has_table else None
+            )
+            version = 0 if row is None else row[0]
+            if version > SCHEMA_VERSION:
                 raise RuntimeError(
-                    f"{path} has schema version {row[0]}; this host knows {SCHEMA_VERSION}"
+                    f"{self._path} has schema version {version}; this host knows up to"
+                    f" {SCHEMA_VERSION}: run a newer version"
                 )
+            if version == SCHEMA_VERSION:
+                return
+            for step in MIGRATIONS[version:]:
+                step(conn)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        if version:
+            log.info("schema migrated from version %d to %d", version, SCHEMA_VERSION)
 
     # ---- connections and transactions --------------------------------------------------------
 
@@ -338,7 +390,7 @@ class SqliteStorage(Storage):
     def set_venue_rules(self, venue_id: str, rules: RuleSet) -> None:
         with self._write() as conn:
             conn.execute(
-                "UPDATE venues SET policy = ? WHERE id = ?", (rules.model_dump_json(), venue_id)
+                "UPDATE venues SET rules = ? WHERE id = ?", (rules.model_dump_json(), venue_id)
             )
 
     # ---- people ------------------------------------------------------------------------------
@@ -458,6 +510,21 @@ class SqliteStorage(Storage):
             # For executemany, rowcount sums the rows each execution changed: a skipped
             # duplicate changes none.
             return conn.executemany(INSERT_CHECKIN, rows).rowcount
+
+    def purge_checkins(self, before_ms: int) -> int:
+        # Venue by venue on the (venue_id, scanned_at) index, in short transactions.
+        deleted = 0
+        for (venue_id,) in self._fetchall("SELECT id FROM venues"):
+            chunk = PURGE_CHUNK
+            while chunk == PURGE_CHUNK:
+                with self._write() as conn:
+                    chunk = conn.execute(
+                        "DELETE FROM checkins WHERE rowid IN (SELECT rowid FROM checkins"
+                        " WHERE venue_id = ? AND scanned_at < ? AND received_at < ? LIMIT ?)",
+                        (venue_id, before_ms, before_ms, PURGE_CHUNK),
+                    ).rowcount
+                deleted += chunk
+        return deleted
 
     def hourly_counts(self, venue_id: str, since_ms: int, until_ms: int) -> list[HourCount]:
         rows = self._fetchall(HOURLY_COUNTS, (venue_id, since_ms, until_ms))

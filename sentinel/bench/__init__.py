@@ -3,6 +3,8 @@
 sentinel bench decode    QR decoders alone and ours on the real photos and a synthetic kiosk set
 sentinel bench pipeline  a kiosk clip through the agent offline: ms per frame, peak RSS
 sentinel bench verify    µs per credential verified (EU DCC ES256 and PS256, health, venue codes)
+sentinel bench card      ms per eMRTD read (BAC, EF.COM, DG1) and per GA 467 ID-card read
+sentinel bench sync      check-in commits/s by SQLite synchronous level; a backlog synced to a host
 """
 
 from __future__ import annotations
@@ -45,6 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify = benches.add_parser("verify", help="credential verification against the signature")
     verify.add_argument("--iterations", type=int, default=1000, help="timings per credential")
     verify.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    sync = benches.add_parser("sync", help="check-in commit rate and backlog sync to a host")
+    sync.add_argument("--backlog", type=int, default=100_000, help="check-ins to sync")
+    sync.add_argument("--commits", type=int, default=2000, help="check-ins committed per level")
+    sync.add_argument(
+        "--latency-ms", type=float, default=100.0, help="added by the proxy to each chunk each way"
+    )
+    sync.add_argument("--window", type=int, default=None, help="batches in flight at once")
+    sync.add_argument(
+        "--quick", action="store_true", help="a small run: 2,000 check-ins, 200 commits per level"
+    )
+    sync.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    card = benches.add_parser("card", help="ID card and passport reads")
+    card.add_argument("--reads", type=int, default=50, help="timed reads per row")
+    card.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         return _decode(args, header)
     if args.bench == "verify":
         return _verify(args, header)
+    if args.bench == "sync":
+        return _sync(args, header)
+    if args.bench == "card":
+        return _card(args, header)
     from sentinel.bench import pipeline
 
     result = pipeline.measure(people=args.people, seed=args.seed)
@@ -134,4 +154,37 @@ def _verify(args: argparse.Namespace, header: str) -> int:
         "the whole verification and the signature check alone, alternately)\n"
     )
     print("\n".join(verify.table(credentials)))
+    return 0
+
+
+def _card(args: argparse.Namespace, header: str) -> int:
+    from sentinel.bench import card
+
+    timings, skipped = card.measure(args.reads)
+    if args.json:
+        rows = [timing.as_json() for timing in timings]
+        print(json.dumps({"measured": header, "reads": rows, "not_measured": skipped}))
+        return 0
+    print(f"Card reads ({header}; {args.reads} timed reads each)\n")
+    print("\n".join(card.table(timings, skipped)))
+    return 0
+
+
+def _sync(args: argparse.Namespace, header: str) -> int:
+    from device.sync import DEFAULT_WINDOW
+    from sentinel.bench import sync
+
+    backlog, commits = (2000, 200) if args.quick else (args.backlog, args.commits)
+    window = DEFAULT_WINDOW if args.window is None else args.window
+    result = sync.measure(
+        commits=commits, backlog=backlog, latency_ms=args.latency_ms, window=window
+    )
+    if args.json:
+        print(json.dumps({"measured": header, **result.as_json()}))
+        return 0
+    print(
+        f"Check-in commits and backlog sync ({header}; host `sentinel host serve` on "
+        "127.0.0.1, SQLite WAL, synchronous=FULL on both sides)\n"
+    )
+    print("\n".join(result.tables()))
     return 0

@@ -54,15 +54,42 @@ IS_PAPER_OFFLINE = {
 }
 
 
+# A health code always carries a status; an ID card does only when the host knew its holder.
+HAS_STATUS = var("payload.colour")
+STATUS_KINDS = ("health", "idcard")
+ALL_KINDS = ("health", "dcc", "idcard")
+
+
+def _id_card_rules() -> list[Rule]:
+    return [
+        Rule(
+            id="ID-ONLINE",
+            description="an ID card shown alone needs the host's current status of its holder",
+            kinds=("idcard",),
+            on_fail=OnFail.REFER,
+            reason="id-card-offline",
+            logic=equals(var("external.statusSource"), "online"),
+        ),
+        Rule(
+            id="ID-KNOWN",
+            description="the ID card's holder must be in the health register",
+            kinds=("idcard",),
+            on_fail=OnFail.REFER,
+            reason="id-card-unknown",
+            logic=when(equals(var("external.statusSource"), "online"), var("payload.known")),
+        ),
+    ]
+
+
 def _health_rules(spec: CategoryRules) -> list[Rule]:
     rules = [
         Rule(
             id="HC-COLOUR",
-            description="the code must be green",
-            kinds=("health",),
+            description="the health status must be green",
+            kinds=STATUS_KINDS,
             on_fail=OnFail.DENY,
             reason="colour-not-accepted",
-            logic={"in": [var("payload.colour"), ["green"]]},
+            logic=when(HAS_STATUS, {"in": [var("payload.colour"), ["green"]]}),
             shows="payload.colour",
         ),
         Rule(
@@ -115,15 +142,15 @@ def _health_rules(spec: CategoryRules) -> list[Rule]:
             Rule(
                 id="HC-TEST-PRESENT",
                 description="a nucleic-acid test must be on record",
-                kinds=("health",),
+                kinds=STATUS_KINDS,
                 on_fail=OnFail.DENY,
                 reason="no-test",
-                logic={"if": [var("payload.test"), True, False]},
+                logic=when(HAS_STATUS, {"if": [var("payload.test"), True, False]}),
             ),
             Rule(
                 id="HC-TEST-NEGATIVE",
                 description="the latest nucleic-acid test must be negative",
-                kinds=("health",),
+                kinds=STATUS_KINDS,
                 on_fail=OnFail.DENY,
                 reason="test-positive",
                 logic=when(var("payload.test"), equals(var("payload.test.result"), "negative")),
@@ -131,7 +158,7 @@ def _health_rules(spec: CategoryRules) -> list[Rule]:
             Rule(
                 id="HC-TEST-AGE",
                 description=f"the test must be sampled within {spec.test_hours} h",
-                kinds=("health",),
+                kinds=STATUS_KINDS,
                 on_fail=OnFail.DENY,
                 reason="test-too-old",
                 logic=when(
@@ -213,7 +240,7 @@ def _common_rules(spec: CategoryRules) -> list[Rule]:
         Rule(
             id="DENY-LIST",
             description="the person or certificate must not be on the deny list",
-            kinds=("health", "dcc"),
+            kinds=ALL_KINDS,
             on_fail=OnFail.DENY,
             reason="deny-listed",
             logic={"!": [var("external.denyListed")]},
@@ -221,7 +248,7 @@ def _common_rules(spec: CategoryRules) -> list[Rule]:
         Rule(
             id="FEVER",
             description="the temperature must be below 37.3 °C",
-            kinds=("health", "dcc"),
+            kinds=ALL_KINDS,
             on_fail=OnFail.DENY,
             reason="fever",
             logic=when(
@@ -234,7 +261,7 @@ def _common_rules(spec: CategoryRules) -> list[Rule]:
             Rule(
                 id="TEMPERATURE-TAKEN",
                 description="a temperature must be taken",
-                kinds=("health", "dcc"),
+                kinds=ALL_KINDS,
                 on_fail=OnFail.REFER,
                 reason="no-temperature",
                 logic={"if": [var("external.temperatureTenths"), True, False]},
@@ -249,5 +276,7 @@ def default_ruleset(category: VenueCategory, version: int = 1) -> RuleSet:
     return RuleSet(
         version=version,
         category=category,
-        rules=tuple(_health_rules(spec) + _dcc_rules(spec) + _common_rules(spec)),
+        rules=tuple(
+            _health_rules(spec) + _id_card_rules() + _dcc_rules(spec) + _common_rules(spec)
+        ),
     )

@@ -24,11 +24,14 @@ from device.pipeline import (
 from device.store import Store
 from hardware.qr import QrDecoder
 from shared import healthcode
-from shared.healthcode import CodeKind, Colour, NucleicTest, TestResult
+from shared.denylist import DenyList, HashKind, identity_hash
+from shared.healthcode import CodeKind, Colour, HealthStatus, NucleicTest, TestResult
 from shared.keys import SigningKey, TrustStore
 from shared.policy import Outcome, VenueCategory
 from shared.qrimage import qr_png
 from shared.rules.defaults import default_ruleset
+from shared.sealed import CardIdentity, DocumentType, SealingKey
+from shared.verification import CredentialKind, IdentityStatus
 
 
 class TrustedClock(DeviceClock):
@@ -232,6 +235,8 @@ def test_repeated_host_observations_converge_rather_than_flip(tmp_path: Path) ->
 # ---- paper codes and ID cards -------------------------------------------------------------
 
 HOLDER_ID = "110101199003071234"
+HOLDER_CARD = CardIdentity.of(DocumentType.CN_ID, "CHN", HOLDER_ID)
+STRANGER_CARD = CardIdentity.of(DocumentType.CN_ID, "CHN", "110101199003079999")
 
 
 def paper_code(key: SigningKey, person_ref: str = "p_paper") -> str:
@@ -284,20 +289,22 @@ def test_a_paper_code_waits_for_its_holders_id_card(
     waiting = kiosk_with_reader.process_text(paper_code(health_key), "camera")
     assert waiting.decision.reasons == (SHOW_ID_REASON,)
     assert Store(tmp_path / "s.db").counts() == (0, 0)  # nothing decided yet
-    done = kiosk_with_reader.present_id(HOLDER_ID, "sam")
-    assert done is not None
+    done = kiosk_with_reader.present_id(HOLDER_CARD, "sam")
     assert done.decision.outcome is Outcome.PASS
     assert done.origin == "camera+sam"
+    assert done.holder == "1101**********1234"
     stored = Store(tmp_path / "s.db").pending(10)
     assert [item.person_ref for item in stored] == ["p_paper"]
     for written in tmp_path.iterdir():  # the database and its WAL: no ID number anywhere
         assert HOLDER_ID.encode() not in written.read_bytes()
 
 
-def test_an_id_card_read_first_waits_for_the_paper_code(
+def test_an_id_card_read_first_is_checked_against_the_paper_code_that_follows(
     kiosk_with_reader: Pipeline, health_key: SigningKey
 ) -> None:
-    assert kiosk_with_reader.present_id("110101199003079999", "sam") is None
+    alone = kiosk_with_reader.present_id(STRANGER_CARD, "sam")
+    assert alone.kind is CredentialKind.ID_CARD  # decided alone as well: offline, staff decide
+    assert alone.decision.reasons[0].startswith("id-card-offline")
     event = kiosk_with_reader.process_text(paper_code(health_key), "camera")
     assert event.decision.outcome is Outcome.DENY
     assert "paper-code-id-mismatch" in event.decision.reasons[0]
@@ -306,7 +313,7 @@ def test_an_id_card_read_first_waits_for_the_paper_code(
 def test_an_id_card_vouches_for_one_paper_code_only(
     kiosk_with_reader: Pipeline, health_key: SigningKey
 ) -> None:
-    kiosk_with_reader.present_id(HOLDER_ID, "sam")
+    kiosk_with_reader.present_id(HOLDER_CARD, "sam")
     first = kiosk_with_reader.process_text(paper_code(health_key, "p_first"), "camera")
     second = kiosk_with_reader.process_text(paper_code(health_key, "p_second"), "camera")
     assert first.decision.outcome is Outcome.PASS
@@ -323,8 +330,9 @@ def test_a_paper_code_whose_card_never_comes_goes_to_staff(
     assert expired.decision.outcome is Outcome.REFER
     assert expired.decision.reasons[0].startswith("paper-code-needs-id")
     assert Store(tmp_path / "s.db").counts() == (1, 0)
-    # A card arriving after that is kept for the next paper code, not applied to the old one.
-    assert kiosk_with_reader.present_id(HOLDER_ID, "sam") is None
+    # A card arriving after that is decided alone, not applied to the old code.
+    late = kiosk_with_reader.present_id(HOLDER_CARD, "sam")
+    assert (late.kind, late.origin) == (CredentialKind.ID_CARD, "sam")
 
 
 def test_without_a_reader_a_paper_code_goes_straight_to_staff(
@@ -333,3 +341,119 @@ def test_without_a_reader_a_paper_code_goes_straight_to_staff(
     event = pipeline.process_text(paper_code(health_key), "camera")
     assert event.decision.outcome is Outcome.REFER
     assert event.checkin_id is not None
+
+
+# ---- an ID card shown alone ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host_sealing_key() -> SealingKey:
+    return SealingKey.generate()
+
+
+def card_kiosk(
+    tmp_path: Path,
+    trust: TrustStore,
+    told: list[Event],
+    sealing: SealingKey,
+    answers: dict[str, IdentityStatus],
+    deny_list: DenyList | None = None,
+) -> Pipeline:
+    """A kiosk whose host answers from `answers` (by ID number); an empty dict: offline."""
+
+    def lookup(sealed: str) -> IdentityStatus | None:
+        return answers.get(sealing.open(sealed).number)  # the host opens what the kiosk sealed
+
+    venue = VenueState(
+        "v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust, sealing.public_raw
+    )
+    state = DenyListState(lookup=deny_list, age_minutes=5)
+    return Pipeline(
+        QrDecoder(),
+        Store(tmp_path / "s.db"),
+        TrustedClock(),
+        venue,
+        feedback=told.append,
+        deny_list=lambda: state,
+        identity_lookup=lookup,
+        id_reader=True,
+    )
+
+
+GREEN = HealthStatus(
+    Colour.GREEN, NucleicTest(datetime.now(UTC) - timedelta(hours=5), TestResult.NEGATIVE)
+)
+
+
+def test_an_id_card_alone_is_decided_by_the_holders_status_online(
+    tmp_path: Path, trust: TrustStore, told: list[Event], host_sealing_key: SealingKey
+) -> None:
+    answers = {HOLDER_ID: IdentityStatus("p_card", GREEN)}
+    kiosk = card_kiosk(tmp_path, trust, told, host_sealing_key, answers)
+    event = kiosk.present_id(HOLDER_CARD, "sam:/dev/ttyUSB0")
+    assert (event.kind, event.decision.outcome) == (CredentialKind.ID_CARD, Outcome.PASS)
+    assert event.holder == "1101**********1234"
+    [stored] = Store(tmp_path / "s.db").pending(10)
+    assert (stored.person_ref, stored.sealed_identity) == ("p_card", None)
+    again = kiosk.present_id(HOLDER_CARD, "sam:/dev/ttyUSB0")  # the card left on the reader
+    assert again.decision.outcome is Outcome.IGNORED
+    assert Store(tmp_path / "s.db").counts() == (1, 0)
+
+
+def test_a_red_holder_is_denied_and_an_unknown_one_referred(
+    tmp_path: Path, trust: TrustStore, told: list[Event], host_sealing_key: SealingKey
+) -> None:
+    answers = {
+        HOLDER_ID: IdentityStatus("p_card", HealthStatus(Colour.RED, None)),
+        STRANGER_CARD.number: IdentityStatus("u_0123", None),
+    }
+    kiosk = card_kiosk(tmp_path, trust, told, host_sealing_key, answers)
+    red = kiosk.present_id(HOLDER_CARD, "sam")
+    unknown = kiosk.present_id(STRANGER_CARD, "sam")
+    assert red.decision.outcome is Outcome.DENY
+    assert red.decision.reasons[0].startswith("colour-not-accepted: red")
+    assert unknown.decision.outcome is Outcome.REFER
+    assert unknown.decision.reasons[0].startswith("id-card-unknown")
+
+
+def test_offline_the_identity_is_sealed_for_the_host_and_staff_decide(
+    tmp_path: Path, trust: TrustStore, told: list[Event], host_sealing_key: SealingKey
+) -> None:
+    kiosk = card_kiosk(tmp_path, trust, told, host_sealing_key, answers={})
+    event = kiosk.present_id(HOLDER_CARD, "sam")
+    assert event.decision.outcome is Outcome.REFER
+    assert event.decision.reasons[0].startswith("id-card-offline")
+    [stored] = Store(tmp_path / "s.db").pending(10)
+    assert stored.person_ref is None
+    assert host_sealing_key.open(stored.sealed_identity) == HOLDER_CARD
+    for written in tmp_path.iterdir():  # the database and its WAL: the number only sealed
+        assert HOLDER_ID.encode() not in written.read_bytes()
+
+
+def test_offline_a_card_on_the_deny_list_is_refused(
+    tmp_path: Path, trust: TrustStore, told: list[Event], host_sealing_key: SealingKey
+) -> None:
+    listed = DenyList.of(1, datetime.now(UTC), [(HashKind.IDENTITY, identity_hash(HOLDER_CARD))])
+    kiosk = card_kiosk(tmp_path, trust, told, host_sealing_key, {}, deny_list=listed)
+    assert kiosk.present_id(HOLDER_CARD, "sam").decision.outcome is Outcome.DENY
+    assert kiosk.present_id(STRANGER_CARD, "sam").decision.outcome is Outcome.REFER
+
+
+def test_a_full_disk_refers_the_person_and_lets_nobody_through_unrecorded(
+    tmp_path: Path, trust: TrustStore, health_key: SigningKey, told: list[Event]
+) -> None:
+    store = Store(tmp_path / "s.db")
+    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
+    kiosk = Pipeline(QrDecoder(), store, TrustedClock(), venue, feedback=told.append)
+    connection = store._connect()  # the pipeline's own connection, on this thread
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL, as from the disk
+    events = [kiosk.process_text(green_code(health_key, f"p_{n}"), "camera") for n in range(60)]
+    refused = [event for event in events if event.checkin_id is None]
+    assert refused, "the database never filled up"
+    for event in refused:
+        assert event.decision.outcome is Outcome.REFER  # never a pass that was not recorded
+        assert event.decision.reasons[0].startswith("cannot-record: ")
+    recorded = {str(item.id) for item in store.pending(1000)}
+    assert recorded == {event.checkin_id for event in events if event.checkin_id is not None}
+    assert told == events  # everyone was told something

@@ -1,4 +1,4 @@
-"""The device store: durable check-ins, acknowledgement, cached configuration, and a hard kill."""
+"""The device store: durable check-ins, acks, migrations, retention, kills, a full disk, damage."""
 
 from __future__ import annotations
 
@@ -8,14 +8,20 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-from device.store import Store
-from shared.messages import CheckIn
+import pytest
+
+from device.store import SCHEMA_VERSION, Store, StoreError, StoreFull
+from shared.messages import CheckIn, ComponentHealth
 from shared.policy import Outcome
+from shared.sealed import CardIdentity, DocumentType, SealingKey, seal
 from shared.uuid7 import uuid7
 from shared.verification import CredentialKind
+
+PAGE_SIZE = 4096  # SQLite's default
 
 
 def checkin(outcome: Outcome = Outcome.PASS) -> CheckIn:
@@ -90,3 +96,209 @@ def test_a_checkin_reported_as_recorded_survives_sigkill(tmp_path: Path) -> None
     on_disk = {str(item.id) for item in Store(path).pending(100_000)}
     assert set(reported) <= on_disk
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# ---- schema versions ----------------------------------------------------------------------
+
+# The device's schema as version 1 was first released: no deny list, no sealed identities.
+SCHEMA_V1 = """
+CREATE TABLE checkins (
+    id TEXT PRIMARY KEY,
+    venue_id TEXT NOT NULL,
+    scanned_at_ms INTEGER NOT NULL,
+    person_ref TEXT,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    temperature_c REAL,
+    clock_trusted INTEGER NOT NULL,
+    acked_at_ms INTEGER
+);
+CREATE INDEX checkins_pending ON checkins (acked_at_ms, id);
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO settings (name, value) VALUES ('schema_version', '1');
+"""
+
+
+def schema_version(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT value FROM settings WHERE name = 'schema_version'").fetchone()[0]
+
+
+def test_a_version_1_database_is_migrated_with_its_check_ins(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    pending, acked = checkin(Outcome.REFER), checkin()
+    with closing(sqlite3.connect(path)) as db, db:
+        db.executescript(SCHEMA_V1)
+        for item, acked_at_ms in ((pending, None), (acked, 1_000)):
+            db.execute(
+                "INSERT INTO checkins VALUES (?, 'v_1', ?, 'p_1', 'health', ?, '[\"ok\"]',"
+                " 36.6, 1, ?)",
+                (
+                    str(item.id),
+                    int(item.scanned_at.timestamp() * 1000),
+                    item.outcome.value,
+                    acked_at_ms,
+                ),
+            )
+    store = Store(path)
+    assert schema_version(path) == str(SCHEMA_VERSION) == "2"
+    assert store.pending(10) == [pending.model_copy(update={"temperature_c": 36.6})]
+    assert store.counts() == (2, 1)
+    sealed = checkin().model_copy(update={"sealed_identity": "ds-sealed-text"})
+    store.record(sealed)
+    store.save_denylist(b"document", 5)  # the table came with the migration
+    assert store.pending(10)[-1].sealed_identity == "ds-sealed-text"
+    store.close()
+    assert Store(path).counts() == (3, 1)  # opening again migrates nothing
+    assert schema_version(path) == "2"
+
+
+def test_a_database_from_a_newer_version_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Store(path).record(checkin())
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE settings SET value = '99' WHERE name = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version 99; this software knows up to 2"):
+        Store(path)
+    assert sorted(item.name for item in tmp_path.iterdir() if "corrupt" in item.name) == []
+    assert schema_version(path) == "99"
+
+
+def test_a_sealed_identity_is_kept_until_sent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    key = SealingKey.generate()
+    identity = CardIdentity.of(DocumentType.CN_ID, "CHN", "11010119900307777X")
+    item = CheckIn.model_validate(
+        checkin(Outcome.REFER).model_dump() | {"sealed_identity": seal(identity, key.public_raw)}
+    )
+    store.record(item)
+    (pending,) = store.pending(1)
+    assert pending == item
+    assert pending.sealed_identity is not None and key.open(pending.sealed_identity) == identity
+
+
+# ---- retention ----------------------------------------------------------------------------
+
+
+def test_acknowledged_check_ins_go_after_the_retention_period_and_no_others(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    old, recent, unsent = checkin(), checkin(), checkin()
+    for item in (old, recent, unsent):
+        store.record(item)
+    store.mark_acked([old.id, recent.id])
+    eight_days_ago_ms = time.time_ns() // 1_000_000 - 8 * 24 * 3600 * 1000
+    with closing(sqlite3.connect(tmp_path / "s.db")) as db, db:
+        db.execute(
+            "UPDATE checkins SET acked_at_ms = ? WHERE id = ?", (eight_days_ago_ms, str(old.id))
+        )
+        db.execute(
+            "UPDATE checkins SET scanned_at_ms = 0 WHERE id = ?", (str(unsent.id),)
+        )  # scanned long ago, never acknowledged
+    assert store.purge_acked(7 * 24 * 3600) == 1
+    assert store.counts() == (2, 1)
+    time.sleep(0.002)  # the recent ack must lie in the past, not in this same millisecond
+    assert store.purge_acked(0) == 1  # the recent one, once its retention is zero
+    assert store.purge_acked(0) == 0
+    assert [item.id for item in store.pending(10)] == [unsent.id]
+
+
+# ---- faults -------------------------------------------------------------------------------
+
+
+def test_a_full_disk_refuses_check_ins_until_there_is_room_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path / "s.db")
+    connection = store._connect()
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLITE_FULL, as from the disk
+    recorded: list[CheckIn] = []
+    refused = None
+    for _ in range(1000):
+        item = checkin()
+        try:
+            store.record(item)
+        except StoreFull:
+            refused = item
+            break
+        recorded.append(item)
+    assert refused is not None and recorded
+    health = store.component()
+    assert (health.state, health.detail) == (
+        ComponentHealth.FAILING,
+        "disk full: check-ins are refused",
+    )
+    assert "disk full" in caplog.text
+    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.pending(10_000) == recorded  # all of those, and not the refused one
+    with pytest.raises(StoreFull):
+        store.record(refused)
+    assert store.component().since == health.since  # still the same spell
+
+    connection.execute(f"PRAGMA max_page_count = {pages + 100}")
+    store.record(refused)
+    assert store.component().state is ComponentHealth.OK
+    assert store.pending(10_000)[-1] == refused
+
+
+def quarantined(directory: Path) -> list[Path]:
+    return sorted(path for path in directory.iterdir() if ".corrupt-" in path.name)
+
+
+def test_a_corrupt_database_is_moved_aside_and_what_can_be_read_is_salvaged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sentinel.db"
+    store = Store(path)
+    items = [checkin() for _ in range(600)]
+    items[300] = items[300].model_copy(update={"reasons": ["marked for damage"]})
+    for item in items:
+        store.record(item)
+    store.mark_acked([item.id for item in items[:100]])
+    store.close()  # the last connection checkpoints the WAL into the file
+    data = bytearray(path.read_bytes())
+    page = data.index(b"marked for damage") // PAGE_SIZE
+    data[page * PAGE_SIZE : page * PAGE_SIZE + 64] = b"\xff" * 64  # its b-tree page header
+    path.write_bytes(bytes(data))
+
+    fresh = Store(path)
+
+    (moved,) = quarantined(tmp_path)
+    assert moved.name.startswith("sentinel.db.corrupt-")
+    assert moved.read_bytes() == bytes(data)  # kept as found
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 2 and "is corrupt" in errors[0].getMessage()
+    salvaged = {item.id: item for item in fresh.pending(10_000)}
+    originals = {item.id: item for item in items}
+    lost = set(originals) - set(salvaged) - {item.id for item in items[:100]}
+    assert items[300].id in lost
+    assert 0 < len(lost) <= 60  # the check-ins of the damaged page, no more
+    assert all(originals[key] == value for key, value in salvaged.items())
+    assert fresh.counts() == (600 - len(lost), 100)  # the acknowledged ones kept as such
+    health = fresh.component()
+    assert health.state is ComponentHealth.FAILING
+    assert health.detail is not None and moved.name in health.detail
+    assert (
+        f"{600 - len(lost)} check-ins salvaged ({500 - len(lost)} not yet synced)" in health.detail
+    )
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    fresh.record(checkin())
+
+
+def test_a_file_that_is_no_database_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
+    path = tmp_path / "sentinel.db"
+    path.write_bytes(os.urandom(8192))
+    store = Store(path)
+    assert len(quarantined(tmp_path)) == 1
+    assert store.counts() == (0, 0)
+    assert store.component().state is ComponentHealth.FAILING
+    store.record(checkin())
+    assert schema_version(path) == str(SCHEMA_VERSION)
+
+
+def test_an_unopenable_file_is_an_error_not_a_quarantine(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open"):
+        Store(tmp_path / "no-such-directory" / "sentinel.db")
+    assert quarantined(tmp_path) == []

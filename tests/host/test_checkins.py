@@ -1,12 +1,17 @@
-"""Check-in ingest (idempotent), hourly counts, and the online status and verify endpoints."""
+"""Check-in ingest (idempotent, plain or gzipped), hourly counts, status and verify endpoints."""
 
+import gzip
+import json
 import sqlite3
 from datetime import timedelta
 from uuid import UUID
 
+import httpx
 import pytest
 
 from host.core.config import Settings
+from shared.auth import HEADER_SERVER_TIME
+from shared.messages import API_PREFIX
 from tests.host.conftest import ID_NUMBER, START, Admin, Clock, Device
 
 
@@ -116,6 +121,81 @@ def test_a_naive_scan_time_is_refused(device: Device, clock: Clock):
     response = post(device, clock, [device.checkin(scanned_at="2022-05-01T08:30:00")])
     assert (response.status_code, response.json()["error"]) == (422, "invalid-request")
     assert "scanned_at" in response.json()["detail"]
+
+
+# ---- compressed batches -------------------------------------------------------------------
+
+
+def post_encoded(
+    device: Device,
+    clock: Clock,
+    body: bytes,
+    *,
+    encoding: str = "gzip",
+    signed_body: bytes | None = None,
+) -> httpx.Response:
+    """A batch sent with a Content-Encoding; signed over `signed_body` if given, else `body`."""
+    target = API_PREFIX + "/device/checkins"
+    headers = device.headers(
+        "POST", target, body if signed_body is None else signed_body, clock.ms()
+    )
+    headers |= {"Content-Type": "application/json", "Content-Encoding": encoding}
+    return device.client.post(target, content=body, headers=headers)
+
+
+def batch_json(checkins: list[dict]) -> bytes:
+    return json.dumps({"checkins": checkins}).encode()
+
+
+def test_a_gzipped_batch_is_stored_and_is_the_same_batch_as_a_plain_one(
+    device: Device, clock: Clock, settings: Settings
+):
+    batch = [device.checkin(person_ref=f"p_{i}") for i in range(40)]
+    response = post_encoded(device, clock, gzip.compress(batch_json(batch)))
+    assert response.status_code == 200, response.text
+    assert response.json()["inserted"] == 40
+    assert int(response.headers[HEADER_SERVER_TIME]) == clock.ms()
+    again = post(device, clock, batch)  # plain, as an older device sends it
+    assert (again.json()["inserted"], again.json()["duplicates"]) == (0, 40)
+    assert stored_checkins(settings) == 40
+
+
+def test_a_body_inflating_beyond_the_limit_is_refused(
+    device: Device, clock: Clock, settings: Settings
+):
+    limit = settings.max_device_body_bytes
+    bomb = gzip.compress(b'{"checkins": [' + b" " * (limit * 4) + b"]}")
+    assert len(bomb) < limit // 100
+    response = post_encoded(device, clock, bomb)
+    assert (response.status_code, response.json()["error"]) == (413, "too-large")
+    assert f"inflates to at most {limit} bytes" in response.json()["detail"]
+    assert HEADER_SERVER_TIME in response.headers
+    assert stored_checkins(settings) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "status", "error"),
+    [
+        (b"not gzip at all", "gzip", 400, "bad-encoding"),
+        (gzip.compress(b'{"checkins": []}')[:-4], "gzip", 400, "bad-encoding"),  # cut short
+        (gzip.compress(b'{"checkins": []}') + b"more", "gzip", 400, "bad-encoding"),
+        (gzip.compress(b'{"checkins": []}'), "br", 415, "unsupported-encoding"),
+        (gzip.compress(b'{"checkins": []}'), "identity", 400, "bad-json"),
+    ],
+    ids=["not-gzip", "cut-short", "trailing-bytes", "brotli", "gzip-sent-as-plain"],
+)
+def test_a_body_not_as_its_encoding_says_is_refused(
+    device: Device, clock: Clock, body: bytes, encoding: str, status: int, error: str
+):
+    response = post_encoded(device, clock, body, encoding=encoding)
+    assert (response.status_code, response.json()["error"]) == (status, error)
+    assert HEADER_SERVER_TIME in response.headers
+
+
+def test_the_signature_covers_the_compressed_body_as_sent(device: Device, clock: Clock):
+    plain = batch_json([device.checkin()])
+    response = post_encoded(device, clock, gzip.compress(plain), signed_body=plain)
+    assert (response.status_code, response.json()["error"]) == (401, "bad-signature")
 
 
 # ---- hourly counts ------------------------------------------------------------------------

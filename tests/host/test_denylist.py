@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 
 from host.core.config import Settings
-from shared.denylist import MEDIA_TYPE, DenyList, HashKind, person_hash
+from shared.denylist import MEDIA_TYPE, DenyList, HashKind, identity_hash, person_hash
 from shared.messages import DeviceInfo
+from shared.sealed import CardIdentity, DocumentType
 from tests.host.conftest import ID_NUMBER, OTHER_ID_NUMBER, START, Admin, Clock, Device
 
 REASON = "certificate revoked by the district health office"
@@ -38,13 +39,16 @@ def test_people_are_listed_by_reference_or_id_number_as_digests(admin: Admin, cl
     second = admin.import_person(id_number=OTHER_ID_NUMBER)
     clock.advance(60)
     added = add(admin, {"person_ref": first["person_ref"]}, {"id_number": OTHER_ID_NUMBER})
-    assert added["added"] == 2
+    assert added["added"] == 3
     assert added["version"] == 1
     assert added["changed_at"] == (START + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
-    assert added["counts"] == ZERO_COUNTS | {"person": 2}
-    assert [entry["digest"] for entry in added["entries"]] == [
-        person_hash(first["person_ref"]).hex(),
-        person_hash(second["person_ref"]).hex(),
+    assert added["counts"] == ZERO_COUNTS | {"person": 2, "identity": 1}
+    # An ID number is listed by its card's slow digest too, for devices that are offline.
+    card = CardIdentity.of(DocumentType.CN_ID, "CHN", OTHER_ID_NUMBER)
+    assert [(entry["kind"], entry["digest"]) for entry in added["entries"]] == [
+        ("person", person_hash(first["person_ref"]).hex()),
+        ("identity", identity_hash(card).hex()),
+        ("person", person_hash(second["person_ref"]).hex()),
     ]
     assert admin.ok("GET", "/denylist") == {
         key: added[key] for key in ("version", "changed_at", "counts")
@@ -57,8 +61,12 @@ def test_the_host_keeps_neither_reference_nor_number_beside_an_entry(
     person = admin.import_person()
     add(admin, {"id_number": ID_NUMBER}, {"person_ref": person["person_ref"]})
     with sqlite3.connect(settings.db_path) as db:
-        rows = db.execute("SELECT * FROM denylist_entries").fetchall()
-    assert rows == [("person", person_hash(person["person_ref"]), REASON, START_MS)]
+        rows = db.execute("SELECT * FROM denylist_entries ORDER BY kind").fetchall()
+    card = CardIdentity.of(DocumentType.CN_ID, "CHN", ID_NUMBER)
+    assert rows == [
+        ("identity", identity_hash(card), REASON, START_MS),
+        ("person", person_hash(person["person_ref"]), REASON, START_MS),
+    ]
     stored = repr(rows).encode()
     assert person["person_ref"].encode() not in stored
     assert ID_NUMBER.encode() not in stored
@@ -74,16 +82,24 @@ def test_listing_again_changes_nothing_and_keeps_the_version(admin: Admin):
 
 def test_an_unknown_person_refuses_the_whole_request(admin: Admin):
     person = admin.import_person()
-    for unknown in ({"id_number": OTHER_ID_NUMBER}, {"person_ref": "p_nobody"}):
-        response = admin.request(
-            "POST",
-            "/denylist",
-            json={"reason": REASON, "entries": [{"person_ref": person["person_ref"]}, unknown]},
-        )
-        assert (response.status_code, response.json()["error"]) == (404, "unknown-person")
-        assert response.json()["detail"].startswith("entries.1:")
-        assert OTHER_ID_NUMBER not in response.text
+    response = admin.request(
+        "POST",
+        "/denylist",
+        json={
+            "reason": REASON,
+            "entries": [{"person_ref": person["person_ref"]}, {"person_ref": "p_nobody"}],
+        },
+    )
+    assert (response.status_code, response.json()["error"]) == (404, "unknown-person")
+    assert response.json()["detail"].startswith("entries.1:")
     assert admin.ok("GET", "/denylist")["version"] == 0
+
+
+def test_an_id_number_outside_the_register_is_listed_by_its_card_digest(admin: Admin):
+    added = add(admin, {"id_number": OTHER_ID_NUMBER})
+    card = CardIdentity.of(DocumentType.CN_ID, "CHN", OTHER_ID_NUMBER)
+    assert added["entries"] == [{"kind": "identity", "digest": identity_hash(card).hex()}]
+    assert OTHER_ID_NUMBER not in repr(added)
 
 
 def test_a_reason_that_names_the_person_is_refused(admin: Admin):

@@ -11,7 +11,7 @@ from device.client import HostClient, HostError
 from device.clock import DeviceClock
 from device.identity import load_enrollment, load_or_create_key
 from sentinel.demo import Admin, HostProcess, Kiosk, enroll
-from shared.messages import CheckIn, CheckInBatch
+from shared.messages import CheckIn, CheckInBatch, StatusRequest
 from shared.policy import Outcome
 from shared.uuid7 import uuid7
 from shared.verification import CredentialKind
@@ -52,11 +52,11 @@ def test_status_lookup_behind_a_person_reference(
 ) -> None:
     person = admin.person("320102198001011234", "yellow", 30)
     client = client_for(kiosk, DeviceClock(ntp_flag=tmp_path / "no-ntp"))
-    status = client.status(person)
+    status = client.status(StatusRequest(person_ref=person))
     assert status.known
     assert status.colour is not None and status.colour.value == "yellow"
     assert status.test is not None
-    assert not client.status("p_nobody").known
+    assert not client.status(StatusRequest(person_ref="p_nobody")).known
 
 
 def test_a_batch_sent_twice_is_acknowledged_twice_and_stored_once(

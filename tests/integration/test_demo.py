@@ -33,6 +33,7 @@ def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
         "expired": "expired",
         "forged": "bad-signature",
         "foreign-issuer": "untrusted-signer",
+        "fever": "fever",  # the clinic's emulated thermometer reads 38.2 °C
     }
     for case, cause in causes.items():
         assert decisions[case]["decision"] in {"deny", "refer"}, case
@@ -40,5 +41,5 @@ def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
     assert decisions["not-a-code"]["decision"] == "ignored"
     assert decisions["repeat"]["decision"] == "ignored"
     assert "repeat" in decisions["repeat"]["reasons"][0]
-    # Eight people decided (the ignored two make no check-in), all of them on the host once.
-    assert report["recorded"] == report["synced"] == report["host_checkins"] == 8
+    # Nine people decided (the ignored two make no check-in), all of them on the host once.
+    assert report["recorded"] == report["synced"] == report["host_checkins"] == 9

@@ -20,6 +20,7 @@ from device.sync import Syncer
 from sentinel.demo import Admin, HostProcess, enroll
 from shared.denylist import HashKind
 from shared.messages import ComponentHealth, DenyListAdded, DeviceInfo
+from shared.sealed import CardIdentity, DocumentType
 
 pytestmark = pytest.mark.integration
 LISTED_ID = "110101199003071234"
@@ -95,6 +96,8 @@ def test_a_listed_person_stays_listed_offline_and_the_host_sees_the_lists_age(
         first = holder.current()
         assert first is not None and first.contains_person(listed) is HashKind.PERSON
         assert first.contains_person(other) is None
+        card = CardIdentity.of(DocumentType.CN_ID, "CHN", LISTED_ID)  # refused offline too
+        assert first.contains_identity(card) is HashKind.IDENTITY
 
         changed = deny(admin, {"person_ref": other})  # while the device runs
         wait_for(lambda: held_version(holder) == changed.version == 2, "the refreshed list")
@@ -106,7 +109,7 @@ def test_a_listed_person_stays_listed_offline_and_the_host_sees_the_lists_age(
     info = device_info(admin)
     assert info.report is not None and info.report.denylist is not None
     assert info.report.denylist.issued_at == changed.changed_at  # its age: sent_at - issued_at
-    assert info.report.denylist.entries == 2
+    assert info.report.denylist.entries == 3  # the listed card, its holder, and `other`
     assert info.report.pending_checkins == 0
     assert info.report.components["denylist"].state is ComponentHealth.OK
 

@@ -65,3 +65,25 @@ def test_pipeline_bench_replays_a_clip_through_the_agent():
     assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["max_ms"]
     assert 30 < report["agent_rss_mb"] < 1000
     assert report["agent_exit"] == 3  # offline: exited with check-ins not synced
+
+
+def test_card_bench_times_each_read_and_says_what_it_could_not_measure():
+    report = bench_json("card", "--reads", "3")
+    rows = {row["what"]: row for row in report["reads"]}
+    for what in (
+        "eMRTD BAC + EF.COM + DG1, in process",
+        "eMRTD + EF.SOD + passive authentication",
+        "GA 467 find + select + read base info, pty",
+    ):
+        assert rows[what]["reads"] == 3
+        assert 0 < rows[what]["median_ms"] <= rows[what]["p95_ms"]
+    through_pcscd = "eMRTD BAC + EF.COM + DG1, pcscd + vpcd" in rows
+    assert through_pcscd != any("through pcscd" in reason for reason in report["not_measured"])
+
+
+def test_a_ga467_read_puts_its_frames_on_the_wire():
+    from sentinel.bench.card import ga467_wire_bytes
+
+    # three 10-byte requests; answers of 3 status bytes (+ 4 or 8 data bytes for find and
+    # select) and the 4 + 256 + 1024 bytes of base info, each in an 8-byte frame
+    assert 30 + 8 * 3 + 3 * 3 + 4 + 256 + 1024 <= ga467_wire_bytes() <= 30 + 8 * 3 + 9 + 1300

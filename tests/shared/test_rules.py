@@ -50,6 +50,26 @@ def paper(**changes: Any) -> Facts:
     return replace(health(kind="paper"), **changes)
 
 
+def id_card(status: str = "online", **payload: Any) -> Facts:
+    """An ID card shown alone; online, the host knew a green holder with a test 10 h ago."""
+    if status == "none":
+        return Facts(
+            kind="idcard",
+            payload={"kind": "idcard", "known": False},
+            now=NOW,
+            clock_trusted=True,
+            status_source="none",
+        )
+    base = {
+        "kind": "idcard",
+        "known": True,
+        "colour": "green",
+        "test": {"sampledAt": ago(10), "result": "negative"},
+    }
+    body = {key: value for key, value in (base | payload).items() if value is not None}
+    return Facts(kind="idcard", payload=body, now=NOW, clock_trusted=True, status_source="online")
+
+
 def dcc(**groups: Any) -> Facts:
     """An EU DCC payload with the given groups (t, v or r), as the verifier hands it over."""
     payload = {"ver": "1.3.0", "nam": {"fnt": "MUSTER"}, "dob": "1990-01-01", **groups}
@@ -95,6 +115,8 @@ RULE_CASES: dict[str, tuple[Callable[[], Facts], Callable[[], Facts]]] = {
         lambda: health(test={"sampledAt": ago(47.9), "result": "negative"}),
         lambda: health(test={"sampledAt": ago(48.1), "result": "negative"}),
     ),
+    "ID-ONLINE": (id_card, lambda: id_card("none")),
+    "ID-KNOWN": (id_card, lambda: id_card(known=False, colour=None, test=None)),
     "DCC-TEST-NEGATIVE": (dcc_test, lambda: dcc_test(result="260373001")),
     "DCC-TEST-AGE": (lambda: dcc_test(hours=47), lambda: dcc_test(hours=80)),
     "DCC-TEST-REQUIRED": (dcc_test, dcc_vaccination),
@@ -134,12 +156,12 @@ def test_each_default_rule_passes_and_fails_on_its_cases(
     assert not satisfied(rule, failing())
 
 
-def test_every_category_has_a_default_rule_set_for_both_credential_kinds() -> None:
+def test_every_category_has_a_default_rule_set_for_every_credential_kind() -> None:
     assert set(CATEGORY_RULES) == set(VenueCategory)
     for category in VenueCategory:
         ruleset = default_ruleset(category)
         assert ruleset.category is category
-        assert ruleset.accepts == {"health", "dcc"}
+        assert ruleset.accepts == {"health", "dcc", "idcard"}
 
 
 @pytest.mark.parametrize(
@@ -184,6 +206,22 @@ def test_every_category_has_a_default_rule_set_for_both_credential_kinds() -> No
             paper(id_check="mismatch", deny_list_age_minutes=5),
             Outcome.DENY,
         ),
+        (VenueCategory.PUBLIC_PLACE, id_card(), Outcome.PASS),
+        (VenueCategory.PUBLIC_PLACE, id_card(colour="red"), Outcome.DENY),
+        (
+            VenueCategory.PUBLIC_PLACE,
+            id_card(test={"sampledAt": ago(60), "result": "negative"}),
+            Outcome.DENY,
+        ),
+        (VenueCategory.RESIDENTIAL, id_card(test=None), Outcome.PASS),
+        (VenueCategory.PUBLIC_PLACE, id_card("none"), Outcome.REFER),  # offline: staff decide
+        (
+            VenueCategory.PUBLIC_PLACE,
+            with_context(id_card("none"), deny_listed="identity"),
+            Outcome.DENY,
+        ),
+        (VenueCategory.PUBLIC_PLACE, id_card(known=False, colour=None, test=None), Outcome.REFER),
+        (VenueCategory.MEDICAL, id_card(), Outcome.REFER),  # no temperature taken
     ],
 )
 def test_default_rule_sets_decide_like_the_2022_rules(
@@ -303,4 +341,6 @@ class TestSignedRuleSets:
 
 def test_a_failure_can_name_the_value_it_failed_on() -> None:
     decision = decide(default_ruleset(VenueCategory.RESIDENTIAL), health(colour="yellow"))
-    assert decision.reasons == ("colour-not-accepted: yellow; the code must be green [HC-COLOUR]",)
+    assert decision.reasons == (
+        "colour-not-accepted: yellow; the health status must be green [HC-COLOUR]",
+    )

@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from host.api.deps import Context, HostContext, SignedDevice, require_admin
 from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute
-from host.core.security import id_number_hmac
+from host.identities import holder_of
 from host.storage.base import DenyListEntry
-from shared.denylist import MEDIA_TYPE, HashKind, person_hash
+from shared.denylist import MEDIA_TYPE, HashKind, identity_hash, person_hash
 from shared.healthcode import normalise_id_number
 from shared.messages import (
     DenyDigest,
@@ -26,6 +26,7 @@ from shared.messages import (
     DenyPersonRef,
     DigestHex,
 )
+from shared.sealed import CardIdentity, DocumentType
 
 admin_router = APIRouter(
     prefix="/admin/denylist",
@@ -36,20 +37,28 @@ admin_router = APIRouter(
 device_router = APIRouter(tags=["devices"], route_class=StrictJsonRoute)
 
 
-def _listed_as(context: HostContext, entry: DenyListEntryIn, index: int) -> tuple[HashKind, bytes]:
-    """The kind and digest an entry is listed under; a person is found by reference or number."""
+def _listed_as(
+    context: HostContext, entry: DenyListEntryIn, index: int
+) -> list[tuple[HashKind, bytes]]:
+    """The digests an entry is listed under.
+
+    A person found by reference is listed by it. An ID number is listed by its slow identity
+    digest, so a device offline refuses the card, and by the person it names when registered:
+    someone not in the register can be listed by ID number too.
+    """
     if isinstance(entry, DenyDigest):
-        return entry.kind, bytes.fromhex(entry.digest)
+        return [(entry.kind, bytes.fromhex(entry.digest))]
     if isinstance(entry, DenyIdNumber):
-        id_hmac = id_number_hmac(context.keys.id_hmac_key, entry.id_number)
-        person = context.storage.find_person_by_id_hmac(id_hmac)
-        missing = f"entries.{index}: no person has this ID number"  # the number is not echoed
-    else:
-        person = context.storage.get_person(entry.person_ref)
-        missing = f"entries.{index}: no person {entry.person_ref}"
+        identity = CardIdentity.of(DocumentType.CN_ID, "CHN", entry.id_number)
+        holder = holder_of(context, identity)
+        listed = [(HashKind.IDENTITY, identity_hash(identity))]
+        if holder.person is not None:
+            listed.append((HashKind.PERSON, person_hash(holder.person_ref)))
+        return listed
+    person = context.storage.get_person(entry.person_ref)
     if person is None:
-        raise ApiError(404, "unknown-person", missing)
-    return HashKind.PERSON, person_hash(person.person_ref)
+        raise ApiError(404, "unknown-person", f"entries.{index}: no person {entry.person_ref}")
+    return [(HashKind.PERSON, person_hash(person.person_ref))]
 
 
 def _names_a_person(reason: str, entries: list[DenyListEntryIn]) -> bool:
@@ -64,7 +73,11 @@ def _names_a_person(reason: str, entries: list[DenyListEntryIn]) -> bool:
 @admin_router.post("")
 def add_entries(body: DenyListAdd, context: Context) -> DenyListAdded:
     """List people and certificates, all or none; devices get the new version on their next ask."""
-    listed = [_listed_as(context, entry, index) for index, entry in enumerate(body.entries)]
+    listed = [
+        digest
+        for index, entry in enumerate(body.entries)
+        for digest in _listed_as(context, entry, index)
+    ]
     if _names_a_person(body.reason, body.entries):
         raise ApiError(
             422, "reason-names-person", "the reason is kept with the entries: leave out whom it is"

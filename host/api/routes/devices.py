@@ -9,6 +9,7 @@ from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute, parse_body
 from host.core.security import random_id, token_hash
 from host.core.times import from_ms
+from host.identities import holder_of, resolve_holders
 from host.storage.base import DeviceRecord, EnrollmentRefused
 from shared.auth import load_device_public_key, public_key_bytes
 from shared.keys import b64url
@@ -19,12 +20,14 @@ from shared.messages import (
     DeviceReport,
     EnrollRequest,
     EnrollResponse,
+    SealingKeyOut,
     SignedRules,
     StatusRequest,
     StatusResponse,
     VerifyRequest,
     VerifyResponse,
 )
+from shared.sealed import SealError
 from shared.verification import CheckContext, assess
 
 router = APIRouter(tags=["devices"], route_class=StrictJsonRoute)
@@ -37,6 +40,7 @@ def _config(context: HostContext, device: DeviceRecord, now_ms: int) -> DeviceCo
         venue=venue.message(),
         rules=SignedRules.of(venue.effective_rules(), context.keys.policy),
         keys=context.keys.published,
+        sealing_key=SealingKeyOut.of(context.keys.sealing),
         dcc_signers=[b64url(signer.der) for signer in context.keys.dcc_signers],
         server_time=from_ms(now_ms),
     )
@@ -77,7 +81,7 @@ def checkins(signed: SignedDevice, context: Context) -> CheckInAck:
     if any(checkin.venue_id != venue_id for checkin in batch.checkins):
         raise ApiError(422, "venue-mismatch", f"this device checks people in at {venue_id} only")
     inserted = context.storage.add_checkins(
-        signed.device.id, venue_id, signed.now_ms, batch.checkins
+        signed.device.id, venue_id, signed.now_ms, resolve_holders(context, batch.checkins)
     )
     return CheckInAck(
         acknowledged=list(dict.fromkeys(checkin.id for checkin in batch.checkins)),
@@ -88,11 +92,20 @@ def checkins(signed: SignedDevice, context: Context) -> CheckInAck:
 
 @router.post("/device/status")
 def status(signed: SignedDevice, context: Context) -> StatusResponse:
-    """The current status behind a paper code's person reference."""
+    """The current status behind a paper code's person reference or an ID card's identity."""
     asked = parse_body(StatusRequest, signed.body)
-    person = context.storage.get_person(asked.person_ref)
+    if asked.sealed_identity is not None:
+        try:
+            identity = context.keys.sealing.open(asked.sealed_identity)
+        except SealError as error:
+            raise ApiError(422, "bad-sealed-identity", str(error)) from None
+        holder = holder_of(context, identity)
+        person, person_ref = holder.person, holder.person_ref
+    else:
+        person_ref = asked.person_ref
+        person = context.storage.get_person(person_ref)
     if person is None:
-        return StatusResponse(person_ref=asked.person_ref, known=False)
+        return StatusResponse(person_ref=person_ref, known=False)
     return person.status()
 
 

@@ -49,12 +49,21 @@ def test_card_read_through_pcscd(slots, pki, tmp_path, capsys):
     assert status == cli.EXIT_READ
     out, _ = capsys.readouterr()
     result = json.loads(out.splitlines()[-1])
-    assert result["document"]["document_number"] == "L8*****C3"
+    assert result["document_number"] == "L8*****C3"
     assert result["checks"]["passive_authentication"]["outcome"] == "passed"
 
     status = cli.main(["read", *reader, "--mrz", "L898902C3,740812,120415", "--reveal", "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert result["document"]["primary_identifier"] == "ERIKSSON"
+    assert result["surname"] == "ERIKSSON"
+    fields = ("document_number", "given_names", "birth_date", "expiry_date", "nationality", "sex")
+    assert {name: result[name] for name in fields} == {
+        "document_number": "L898902C3",
+        "given_names": "ANNA MARIA",
+        "birth_date": "740812",
+        "expiry_date": "120415",
+        "nationality": "UTO",
+        "sex": "F",
+    }
 
     assert cli.main(["read", *reader, "--mrz", "L898902C3,740812,120416"]) == (
         cli.EXIT_ACCESS_DENIED

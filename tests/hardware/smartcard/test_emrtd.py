@@ -56,7 +56,7 @@ def test_a_passport_is_read_and_passes_passive_authentication(pki, no_personal_d
     for shown in (repr(document), str(document.as_dict())):
         assert "L898902C" not in shown
         assert "ERIKSSON" not in shown
-    assert document.as_dict(reveal=True)["document"]["document_number"] == "L898902C3"
+    assert document.as_dict(reveal=True)["document_number"] == "L898902C3"
     assert document.identity()["birth_date"] == "740812"
 
 

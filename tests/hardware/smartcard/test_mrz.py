@@ -151,7 +151,7 @@ def test_reprs_and_screens_mask_the_number_and_the_names():
         assert "ERIKSSON" not in text
         assert "740812" not in text
     assert mrz.masked()["document_number"] == "L8*****C3"
-    assert mrz.masked()["primary_identifier"] == "E*******"
+    assert mrz.masked()["surname"] == "E*******"
     assert mask_document_number("AB123") == "*****"
     assert mrz.revealed()["document_number"] == "L898902C3"
 
