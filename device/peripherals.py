@@ -19,23 +19,36 @@ from typing import TypeVar
 
 from device.cardreader import COMPONENT as CARD_READER_COMPONENT
 from device.cardreader import SamCardReader
-from device.pipeline import Event
+from device.pipeline import NO_THERMOMETER, Event, Temperature
 from device.report import component_state, monotonic_to_utc
 from hardware.gpio import Signals, SignalsConfig, SignalsHealth
 from hardware.idcard.samreader import SamReader
-from hardware.thermometer.driver import Thermometer
+from hardware.thermometer.driver import Measurement, Thermometer
 from hardware.thermometer.protocol import PROTOCOL_NAMES
 from hardware.voice.language import Language
 from hardware.voice.prompts import fixed_prompts, prompt_for
 from hardware.voice.speaker import Speaker, VoiceHealth
-from shared.messages import ComponentState
+from shared.messages import MAX_IMPLAUSIBLE_READINGS, ComponentState, ThermometerReadings
 from shared.policy import Outcome
 from shared.sealed import CardIdentity
 
 log = logging.getLogger(__name__)
+THERMOMETER_COMPONENT = "thermometer"
 MEASURE_SECONDS = 3.0  # how long a check waits for a first plausible temperature
 LANGUAGES = {"zh": Language.MANDARIN, "en": Language.ENGLISH}
 Fitted = TypeVar("Fitted")
+
+
+def thermometer_readings(measurement: Measurement) -> ThermometerReadings:
+    """A measurement as the check-in keeps it: raw readings, offset, threshold and outcome."""
+    implausible = [reading.raw for reading in measurement.implausible]
+    return ThermometerReadings(
+        outcome=measurement.outcome,
+        threshold=measurement.threshold,
+        offset=measurement.offset,
+        raw=list(measurement.raw),
+        implausible_raw=implausible[-MAX_IMPLAUSIBLE_READINGS:],
+    )
 
 
 @dataclass(frozen=True)
@@ -126,10 +139,12 @@ class Peripherals:
         self.failed: dict[str, str] = {}  # a peripheral that could not even be set up: why
         self.thermometer: Thermometer | None = None
         if options.thermometer_port is not None:
-            self.thermometer = Thermometer(
-                options.thermometer_port,
-                options.thermometer_protocol,
-                offset=options.thermometer_offset,
+            port = options.thermometer_port
+            self.thermometer = self._set_up(
+                THERMOMETER_COMPONENT,
+                lambda: Thermometer(
+                    port, options.thermometer_protocol, offset=options.thermometer_offset
+                ),
             )
         self.signals = self._set_up("signals", lambda: Signals(options.signals))
         self.speaker: Speaker | None = None
@@ -163,13 +178,13 @@ class Peripherals:
                 target=speaker.prerender, args=(prompts,), name="voice-prerender", daemon=True
             ).start()
 
-    def temperature(self) -> float | None:
-        """A measured temperature for a check, re-measured at the threshold; None: no reading."""
+    def temperature(self) -> Temperature:
+        """A temperature for a check, re-measured at the threshold, with its raw readings."""
         if self.thermometer is None:
-            return None
+            return NO_THERMOMETER
         with self._measure_lock:
             measurement = self.thermometer.measure(MEASURE_SECONDS)
-        return measurement.celsius
+        return Temperature(measurement.celsius, thermometer_readings(measurement))
 
     def announce(self, event: Event) -> None:
         """Lights, buzzer, gate and voice for a decision; an ignored scan only speaks, if asked."""
@@ -200,7 +215,7 @@ class Peripherals:
                 since = monotonic_to_utc(status.since)
                 return component_state(status.health.value, since, status.last_error)
 
-            states["thermometer"] = thermometer_state
+            states[THERMOMETER_COMPONENT] = thermometer_state
         if self.signals is not None and self.options.signals.pins:
             states["signals"] = _reported(self.signals.health)
         if self.speaker is not None:

@@ -20,7 +20,7 @@ from shared.dcc.schema import SchemaStore
 from shared.denylist import DenyList
 from shared.healthcode import CodeKind, HealthStatus
 from shared.keys import TrustStore
-from shared.messages import CheckIn, DeviceConfig
+from shared.messages import CheckIn, DeviceConfig, ThermometerReadings
 from shared.policy import Decision, Outcome, RuleSet
 from shared.sealed import CardIdentity, seal
 from shared.uuid7 import uuid7
@@ -53,6 +53,21 @@ class DenyListState:
 
 class Decoder(Protocol):
     def decode(self, image: np.ndarray) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Temperature:
+    """A temperature taken for a check: what the policy decides on, and the readings behind it.
+
+    celsius is None for "no reading" (no thermometer, or none came in time); readings is None
+    without a thermometer.
+    """
+
+    celsius: float | None
+    readings: ThermometerReadings | None = None
+
+
+NO_THERMOMETER = Temperature(None)
 
 
 @dataclass(frozen=True)
@@ -107,11 +122,12 @@ class VenueState:
 
 @dataclass(frozen=True)
 class Checked:
-    """A decision and what it was made under: the venue, the moment, the clock, the reading."""
+    """A decision and what it was made under: the venue, the moment, the clock, the readings."""
 
     assessment: Assessment
     context: CheckContext
     venue_id: str
+    thermometer: ThermometerReadings | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,7 @@ class PendingPaperCode:
 
     text: str
     origin: str
-    temperature_c: float | None
+    temperature: Temperature
     since: float
 
 
@@ -164,7 +180,7 @@ class Pipeline:
         status_lookup: Callable[[str], HealthStatus | None] | None = None,
         identity_lookup: Callable[[str], IdentityStatus | None] | None = None,
         id_reader: bool = False,
-        temperature: Callable[[], float | None] | None = None,
+        temperature: Callable[[], Temperature] | None = None,
         dcc_schemas: SchemaStore | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -211,25 +227,25 @@ class Pipeline:
             return None
         return id_number
 
-    def process_text(self, text: str, origin: str, *, temperature_c: float | None = None) -> Event:
+    def process_text(self, text: str, origin: str) -> Event:
         # The same text again (a code held up in front of the camera) is known before any
         # signature is checked; the same person with a fresh code is known after.
         text_key = "text:" + hashlib.sha256(text.encode()).hexdigest()
         kind = recognise(text)
         if self._repeats.seen_recently(text_key):
             return self._repeat(kind, origin)
-        if kind in {CredentialKind.HEALTH, CredentialKind.DCC}:
-            temperature_c = self._measure(temperature_c)
+        is_a_person = kind in {CredentialKind.HEALTH, CredentialKind.DCC}
+        temperature = self._measure() if is_a_person else NO_THERMOMETER
         with self._paper_lock:
             id_number = self._recent_id_number()
-        checked = self._assess(text, temperature_c, id_number)
+        checked = self._assess(text, temperature, id_number)
         assessment = checked.assessment
         code = assessment.code
         if code is not None and code.kind is CodeKind.PAPER:
             if id_number is None and self._id_reader:
                 with self._paper_lock:
                     self._pending_paper = PendingPaperCode(
-                        text, origin, temperature_c, self._monotonic()
+                        text, origin, temperature, self._monotonic()
                     )
                 return self._tell(
                     Event(origin, assessment.kind, Decision(Outcome.IGNORED, (SHOW_ID_REASON,)))
@@ -243,9 +259,7 @@ class Pipeline:
             return self._tell(Event(origin, assessment.kind, assessment.decision))
         return self._record(origin, checked)
 
-    def present_id(
-        self, identity: CardIdentity, origin: str, *, temperature_c: float | None = None
-    ) -> Event:
+    def present_id(self, identity: CardIdentity, origin: str) -> Event:
         """An ID card was read: it completes a waiting paper code, or is decided on its own.
 
         Decided alone, it is also kept for ID_KEEP_SECONDS, so a paper code shown right after
@@ -258,7 +272,7 @@ class Pipeline:
                 pending = None
         holder = mask_id_number(identity.number)
         if pending is not None:
-            checked = self._assess(pending.text, pending.temperature_c, identity.number)
+            checked = self._assess(pending.text, pending.temperature, identity.number)
             return self._record(f"{pending.origin}+{origin}", checked, holder=holder)
         card_key = "card:" + hashlib.sha256(identity.lookup_key.encode()).hexdigest()
         if self._repeats.seen_recently(card_key):
@@ -269,13 +283,14 @@ class Pipeline:
         found = None
         if sealed is not None and self._identity_lookup is not None:
             found = self._identity_lookup(sealed)
-        context = self._context(self._measure(temperature_c), None)
+        temperature = self._measure()
+        context = self._context(temperature.celsius, None)
         assessment = assess_id_card(identity, found, rules=venue.rules, context=context)
         if found is not None and self._repeats.seen_recently(f"subject:{found.person_ref}"):
             return self._repeat(CredentialKind.ID_CARD, origin)
         # The host was not asked: it learns whom the check-in was from the seal, later.
         keep_sealed = sealed if found is None else None
-        checked = Checked(assessment, context, venue.venue_id)
+        checked = Checked(assessment, context, venue.venue_id, temperature.readings)
         return self._record(origin, checked, sealed_identity=keep_sealed, holder=holder)
 
     def expire_waiting(self) -> list[Event]:
@@ -285,15 +300,11 @@ class Pipeline:
             if pending is None or self._monotonic() - pending.since <= PAPER_WAIT_SECONDS:
                 return []
             self._pending_paper = None
-        return [
-            self._record(pending.origin, self._assess(pending.text, pending.temperature_c, None))
-        ]
+        return [self._record(pending.origin, self._assess(pending.text, pending.temperature, None))]
 
-    def _measure(self, given: float | None) -> float | None:
-        """The temperature given, else one measured now (None: no thermometer, no reading)."""
-        if given is not None or self._temperature is None:
-            return given
-        return self._temperature()
+    def _measure(self) -> Temperature:
+        """A temperature measured now, if a thermometer is fitted."""
+        return NO_THERMOMETER if self._temperature is None else self._temperature()
 
     def _context(self, temperature_c: float | None, id_number: str | None) -> CheckContext:
         deny_list = self._deny_list()
@@ -308,12 +319,12 @@ class Pipeline:
             dcc_schemas=self._dcc_schemas,
         )
 
-    def _assess(self, text: str, temperature_c: float | None, id_number: str | None) -> Checked:
+    def _assess(self, text: str, temperature: Temperature, id_number: str | None) -> Checked:
         with self._venue_lock:
             venue = self._venue
-        context = self._context(temperature_c, id_number)
+        context = self._context(temperature.celsius, id_number)
         assessment = assess(text, trust=venue.trust, rules=venue.rules, context=context)
-        return Checked(assessment, context, venue.venue_id)
+        return Checked(assessment, context, venue.venue_id, temperature.readings)
 
     def _record(
         self,
@@ -334,6 +345,7 @@ class Pipeline:
             outcome=decision.outcome,
             reasons=list(decision.reasons),
             temperature_c=context.temperature_c,
+            thermometer=checked.thermometer,
             clock_trusted=context.clock_trusted,
             sealed_identity=sealed_identity,
         )

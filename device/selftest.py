@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from device import peripherals
-from device.peripherals import PeripheralOptions, Peripherals
+from device.peripherals import THERMOMETER_COMPONENT, PeripheralOptions, Peripherals
 
 CAMERA_SECONDS = 5.0  # a camera that gives no frame in this time fails
 THERMOMETER_SECONDS = 3.0
@@ -130,13 +130,16 @@ def run_checks(source: str | None, options: PeripheralOptions) -> list[Result]:
 
 def _thermometer(fitted: Peripherals) -> Result:
     thermometer = fitted.thermometer
+    if THERMOMETER_COMPONENT in fitted.failed:
+        return Result(THERMOMETER_COMPONENT, "fail", fitted.failed[THERMOMETER_COMPONENT])
     if thermometer is None:
-        return Result("thermometer", "absent", "no --thermometer")
+        return Result(THERMOMETER_COMPONENT, "absent", "no --thermometer")
     reading = thermometer.read(THERMOMETER_SECONDS, plausible_only=False)
     if reading is None:
-        return Result("thermometer", "fail", thermometer.status().last_error or "no reading")
+        why = thermometer.status().last_error or "no reading"
+        return Result(THERMOMETER_COMPONENT, "fail", why)
     plausible = "" if reading.plausible else " (outside the plausible range)"
-    return Result("thermometer", "pass", f"{reading.celsius:.1f} °C{plausible}")
+    return Result(THERMOMETER_COMPONENT, "pass", f"{reading.celsius:.1f} °C{plausible}")
 
 
 def _signals(fitted: Peripherals) -> list[Result]:

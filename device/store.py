@@ -46,14 +46,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             refreshed_at_ms INTEGER NOT NULL)""",
         "ALTER TABLE checkins ADD COLUMN sealed_identity TEXT",
     ),
+    ("ALTER TABLE checkins ADD COLUMN thermometer TEXT",),  # the readings, as JSON
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 CHECKIN_COLUMNS = (
     "id, venue_id, scanned_at_ms, person_ref, kind, outcome, reasons, temperature_c,"
-    " clock_trusted, sealed_identity"
+    " clock_trusted, sealed_identity, thermometer"
 )
-ALL_VALUES = f"({CHECKIN_COLUMNS}, acked_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+ALL_VALUES = f"({CHECKIN_COLUMNS}, acked_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_CHECKIN = f"INSERT INTO checkins {ALL_VALUES}"
 SALVAGE_CHECKIN = f"INSERT OR IGNORE INTO checkins {ALL_VALUES}"  # a row read twice counts once
 CORRUPTION = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
@@ -96,6 +97,7 @@ def _checkin_row(checkin: CheckIn, acked_at_ms: int | None) -> tuple[Any, ...]:
         checkin.temperature_c,
         int(checkin.clock_trusted),
         checkin.sealed_identity,
+        None if checkin.thermometer is None else checkin.thermometer.model_dump_json(),
         acked_at_ms,
     )
 
@@ -114,6 +116,7 @@ def _checkin(row: dict[str, Any]) -> CheckIn:
             "temperature_c": row["temperature_c"],
             "clock_trusted": bool(row["clock_trusted"]),
             "sealed_identity": row.get("sealed_identity"),
+            "thermometer": json.loads(row.get("thermometer") or "null"),
         }
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -272,6 +272,35 @@ class DeviceInfo(Message):
 # ---- check-ins ----------------------------------------------------------------------------
 
 
+MAX_IMPLAUSIBLE_READINGS = 16  # a check keeps the most recent ones
+RawCelsius = Annotated[float, Field(ge=-5000, le=5000, allow_inf_nan=False)]
+
+
+class ThermometerReadings(Message):
+    """What a thermometer gave for one check, kept with the check-in to show how it was decided.
+
+    raw: the plausible readings as the device sent them, before the calibration offset, in
+    order (two when a reading at or above the threshold was measured again); implausible_raw:
+    readings the decision ignored, outside the plausible range; outcome: the thermometer's
+    re-measure rule ("unconfirmed": a high reading no second reading came for).
+    """
+
+    outcome: Literal["normal", "fever", "unconfirmed", "no-reading"]
+    threshold: float = Field(ge=25, le=45, description="°C at or above which it measured again")
+    offset: float = Field(ge=-10, le=10, description="°C added to each raw reading")
+    raw: list[RawCelsius] = Field(default_factory=list, max_length=2)
+    implausible_raw: list[RawCelsius] = Field(
+        default_factory=list, max_length=MAX_IMPLAUSIBLE_READINGS
+    )
+
+    @model_validator(mode="after")
+    def _readings_match_the_outcome(self) -> ThermometerReadings:
+        expected = {"no-reading": (0,), "unconfirmed": (1,), "fever": (2,), "normal": (1, 2)}
+        if len(self.raw) not in expected[self.outcome]:
+            raise ValueError(f"{len(self.raw)} raw readings cannot give {self.outcome!r}")
+        return self
+
+
 class CheckIn(Message):
     """One decision at an entrance: pseudonymous, no identity data in clear."""
 
@@ -283,6 +312,9 @@ class CheckIn(Message):
     outcome: Outcome
     reasons: list[Reason] = Field(default_factory=list, max_length=16)
     temperature_c: float | None = Field(default=None, ge=25, le=45)
+    thermometer: ThermometerReadings | None = Field(
+        default=None, description="the readings behind temperature_c, when a thermometer is fitted"
+    )
     clock_trusted: bool
     sealed_identity: str | None = Field(
         default=None,

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 37.3  # °C: at or above it a person is refused (the 2022 rule)
 DEFAULT_PLAUSIBLE = (30.0, 45.0)  # °C, after the offset: skin and forehead of a living person
 DEFAULT_BAUD = 9600
+MAX_OFFSET = 10.0  # °C: a larger calibration offset is a mistake, not a calibration
 READ_SLICE = 0.05  # seconds one pyserial read may block: how late read() may return
 MODBUS_RESPONSE_TIMEOUT = 0.5  # seconds to wait for a reply before asking again
 REOPEN_BACKOFF = (0.1, 2.0)  # seconds: first wait before reopening a lost port, and the most
@@ -110,17 +111,6 @@ class Measurement:
     @property
     def remeasured(self) -> bool:
         return len(self.readings) > 1
-
-    def as_record(self) -> dict[str, Any]:
-        """A JSON-ready summary to store with the check-in."""
-        return {
-            "celsius": self.celsius,
-            "outcome": self.outcome,
-            "threshold": self.threshold,
-            "offset": self.offset,
-            "raw": list(self.raw),
-            "implausible_raw": [reading.raw for reading in self.implausible],
-        }
 
 
 class Health(enum.StrEnum):
@@ -190,6 +180,10 @@ class Thermometer(Closing):
     ) -> None:
         if plausible[0] > plausible[1]:
             raise ValueError(f"plausible range {plausible} is empty")
+        if not plausible[0] <= threshold <= plausible[1]:
+            raise ValueError(f"threshold {threshold} °C is outside the plausible range {plausible}")
+        if not abs(offset) <= MAX_OFFSET:
+            raise ValueError(f"calibration offset {offset} °C is beyond ±{MAX_OFFSET:g} °C")
         if parity not in serial.Serial.PARITIES:
             raise ValueError(f"parity must be one of {serial.Serial.PARITIES}, not {parity!r}")
         self.port = port

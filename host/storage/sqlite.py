@@ -132,8 +132,17 @@ def _rules_column(conn: sqlite3.Connection) -> None:
             )
 
 
+def _thermometer_column(conn: sqlite3.Connection) -> None:
+    """A check-in keeps the thermometer's readings behind its temperature, as JSON."""
+    conn.execute("ALTER TABLE checkins ADD COLUMN thermometer TEXT")
+
+
 # MIGRATIONS[n - 1] takes the schema from version n - 1 to n; version 0 is an empty file.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_v1, _rules_column)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_v1,
+    _rules_column,
+    _thermometer_column,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 PURGE_CHUNK = 5000  # check-ins deleted per transaction, so that ingest is never held up long
 
@@ -156,10 +165,10 @@ UPSERT_PERSON = f"""
         updated_at = excluded.updated_at"""
 CHECKIN_COLUMNS = (
     "id, device_id, venue_id, scanned_at, person_ref, kind, outcome, reasons, temperature_c,"
-    " clock_trusted, received_at"
+    " thermometer, clock_trusted, received_at"
 )
 INSERT_CHECKIN = (
-    f"INSERT INTO checkins ({CHECKIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO checkins ({CHECKIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (id) DO NOTHING"
 )
 HOURLY_COUNTS = f"""
@@ -200,6 +209,7 @@ def _checkin_rows(
             c.outcome,
             _reasons_json(tuple(c.reasons)),
             c.temperature_c,
+            None if c.thermometer is None else c.thermometer.model_dump_json(),
             c.clock_trusted,
             received_at_ms,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from device.clock import DeviceClock
+from device.peripherals import PeripheralOptions, Peripherals
 from device.pipeline import (
     PAPER_WAIT_SECONDS,
     REPEAT_REASON,
@@ -23,10 +25,12 @@ from device.pipeline import (
 )
 from device.store import Store
 from hardware.qr import QrDecoder
+from hardware.thermometer.emulator import Emulator
 from shared import healthcode
 from shared.denylist import DenyList, HashKind, identity_hash
 from shared.healthcode import CodeKind, Colour, HealthStatus, NucleicTest, TestResult
 from shared.keys import SigningKey, TrustStore
+from shared.messages import ThermometerReadings
 from shared.policy import Outcome, VenueCategory
 from shared.qrimage import qr_png
 from shared.rules.defaults import default_ruleset
@@ -139,6 +143,84 @@ def test_denials_and_referrals_are_recorded_too(
     stored = {item.outcome: item for item in Store(tmp_path / "s.db").pending(10)}
     assert stored[Outcome.DENY].person_ref == "p_stale"
     assert stored[Outcome.REFER].person_ref is None  # an unverified subject is not kept
+
+
+@pytest.fixture
+def modbus_thermometer() -> Iterator[Emulator]:
+    with Emulator("modbus", celsius=36.6) as emulator:
+        yield emulator
+
+
+def measured_pipeline(
+    tmp_path: Path, trust: TrustStore, emulator: Emulator, offset: float
+) -> tuple[Pipeline, Peripherals]:
+    """A pipeline whose temperatures come from the emulated thermometer through Peripherals."""
+    fitted = Peripherals(
+        PeripheralOptions(
+            thermometer_port=emulator.port,
+            thermometer_protocol=emulator.protocol,
+            thermometer_offset=offset,
+        ),
+        on_card=lambda identity, origin: None,
+    )
+    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
+    pipeline = Pipeline(
+        QrDecoder(),
+        Store(tmp_path / "s.db"),
+        TrustedClock(),
+        venue,
+        feedback=lambda event: None,
+        temperature=fitted.temperature,
+    )
+    return pipeline, fitted
+
+
+def test_a_fever_is_refused_and_its_raw_readings_are_kept_with_the_check_in(
+    tmp_path: Path, trust: TrustStore, health_key: SigningKey, modbus_thermometer: Emulator
+) -> None:
+    # 20.0 + 0.2 is implausible; 37.5 + 0.2 is at the threshold, so measured again: 37.9.
+    modbus_thermometer.play([20.0, 37.5, 37.7])
+    pipeline, fitted = measured_pipeline(tmp_path, trust, modbus_thermometer, offset=0.2)
+    try:
+        event = pipeline.process_text(green_code(health_key), "camera")
+    finally:
+        fitted.close()
+    assert event.decision.outcome is Outcome.DENY
+    assert event.temperature_c == 37.9
+    assert any(reason.startswith("fever") for reason in event.decision.reasons)
+    (stored,) = Store(tmp_path / "s.db").pending(10)
+    assert stored.temperature_c == 37.9
+    assert stored.thermometer == ThermometerReadings(
+        outcome="fever", threshold=37.3, offset=0.2, raw=[37.5, 37.7], implausible_raw=[20.0]
+    )
+
+
+def test_a_silent_thermometer_is_no_reading_for_the_policy_and_the_record(
+    tmp_path: Path, trust: TrustStore, health_key: SigningKey, modbus_thermometer: Emulator
+) -> None:
+    modbus_thermometer.go_silent()
+    pipeline, fitted = measured_pipeline(tmp_path, trust, modbus_thermometer, offset=0.0)
+    try:
+        event = pipeline.process_text(green_code(health_key), "camera")
+    finally:
+        fitted.close()
+    assert event.decision.outcome is Outcome.PASS  # a public place does not require one
+    assert event.temperature_c is None
+    (stored,) = Store(tmp_path / "s.db").pending(10)
+    assert stored.temperature_c is None
+    assert stored.thermometer is not None
+    assert (stored.thermometer.outcome, stored.thermometer.raw) == ("no-reading", [])
+
+
+def test_a_code_that_is_not_a_person_is_not_measured(
+    tmp_path: Path, trust: TrustStore, modbus_thermometer: Emulator
+) -> None:
+    pipeline, fitted = measured_pipeline(tmp_path, trust, modbus_thermometer, offset=0.0)
+    try:
+        pipeline.process_text("just some text", "camera")
+    finally:
+        fitted.close()
+    assert modbus_thermometer.requests_seen == 0
 
 
 def test_untrusted_clock_refers(tmp_path: Path, trust: TrustStore, health_key: SigningKey) -> None:

@@ -86,6 +86,13 @@ def test_a_silent_thermometer_and_a_missing_module_fail_with_their_reason(
     assert (status, report["ok"]) == (1, False)
 
 
+def test_a_thermometer_offset_beyond_reason_fails_rather_than_crash(thermometer: Emulator) -> None:
+    status, report = selftest("--thermometer", thermometer.port, "--thermometer-offset", "15")
+    result, detail = results(report)["thermometer"]
+    assert (result, status) == ("fail", 1)
+    assert "calibration offset 15.0 °C is beyond ±10 °C" in detail
+
+
 def test_pins_without_a_gpio_library_fail_rather_than_crash() -> None:
     status, report = selftest("--gate-pin", "23", env={"GPIOZERO_PIN_FACTORY": "lgpio"})
     assert status == 1

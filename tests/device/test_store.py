@@ -15,13 +15,17 @@ from pathlib import Path
 import pytest
 
 from device.store import SCHEMA_VERSION, Store, StoreError, StoreFull
-from shared.messages import CheckIn, ComponentHealth
+from shared.messages import CheckIn, ComponentHealth, ThermometerReadings
 from shared.policy import Outcome
 from shared.sealed import CardIdentity, DocumentType, SealingKey, seal
 from shared.uuid7 import uuid7
 from shared.verification import CredentialKind
 
 PAGE_SIZE = 4096  # SQLite's default
+# A first reading at the threshold, measured again: 37.8 + 0.2 = 38.0 °C confirms the fever.
+FEVER_READINGS = ThermometerReadings(
+    outcome="fever", threshold=37.3, offset=0.2, raw=[37.6, 37.8], implausible_raw=[21.5]
+)
 
 
 def checkin(outcome: Outcome = Outcome.PASS) -> CheckIn:
@@ -142,16 +146,19 @@ def test_a_version_1_database_is_migrated_with_its_check_ins(tmp_path: Path) -> 
                 ),
             )
     store = Store(path)
-    assert schema_version(path) == str(SCHEMA_VERSION) == "2"
+    assert schema_version(path) == str(SCHEMA_VERSION) == "3"
     assert store.pending(10) == [pending.model_copy(update={"temperature_c": 36.6})]
     assert store.counts() == (2, 1)
     sealed = checkin().model_copy(update={"sealed_identity": "ds-sealed-text"})
     store.record(sealed)
     store.save_denylist(b"document", 5)  # the table came with the migration
     assert store.pending(10)[-1].sealed_identity == "ds-sealed-text"
+    measured = checkin().model_copy(update={"thermometer": FEVER_READINGS})
+    store.record(measured)  # the column came with version 3
+    assert store.pending(10)[-1] == measured
     store.close()
-    assert Store(path).counts() == (3, 1)  # opening again migrates nothing
-    assert schema_version(path) == "2"
+    assert Store(path).counts() == (4, 1)  # opening again migrates nothing
+    assert schema_version(path) == "3"
 
 
 def test_a_database_from_a_newer_version_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -159,10 +166,26 @@ def test_a_database_from_a_newer_version_is_refused_and_left_alone(tmp_path: Pat
     Store(path).record(checkin())
     with closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE settings SET value = '99' WHERE name = 'schema_version'")
-    with pytest.raises(StoreError, match="schema version 99; this software knows up to 2"):
+    with pytest.raises(
+        StoreError, match=f"schema version 99; this software knows up to {SCHEMA_VERSION}"
+    ):
         Store(path)
     assert sorted(item.name for item in tmp_path.iterdir() if "corrupt" in item.name) == []
     assert schema_version(path) == "99"
+
+
+def test_the_thermometer_readings_are_kept_until_sent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    measured = checkin(Outcome.DENY).model_copy(
+        update={"temperature_c": 38.0, "thermometer": FEVER_READINGS}
+    )
+    store.record(measured)
+    store.record(checkin())
+    store.close()
+    first, second = Store(tmp_path / "s.db").pending(10)
+    assert first == measured
+    assert first.thermometer is not None and first.thermometer.raw == [37.6, 37.8]
+    assert second.thermometer is None
 
 
 def test_a_sealed_identity_is_kept_until_sent(tmp_path: Path) -> None:

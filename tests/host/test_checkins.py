@@ -89,6 +89,48 @@ def test_check_ins_are_stored_as_sent(device: Device, clock: Clock, settings: Se
     )
 
 
+FEVER_READINGS = {
+    "outcome": "fever",
+    "threshold": 37.3,
+    "offset": 0.3,
+    "raw": [37.4, 37.6],
+    "implausible_raw": [24.1],
+}
+
+
+def test_the_thermometer_readings_are_stored_with_the_check_in(
+    device: Device, clock: Clock, settings: Settings
+):
+    measured = device.checkin(outcome="deny", temperature_c=37.9, thermometer=FEVER_READINGS)
+    unmeasured = device.checkin(temperature_c=None)
+    assert post(device, clock, [measured, unmeasured]).status_code == 200
+    with sqlite3.connect(settings.db_path) as db:
+        rows = dict(db.execute("SELECT id, thermometer FROM checkins").fetchall())
+    assert json.loads(rows[UUID(measured["id"]).bytes]) == FEVER_READINGS
+    assert rows[UUID(unmeasured["id"]).bytes] is None
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [
+        FEVER_READINGS | {"raw": [37.6]},  # one reading cannot confirm a fever
+        FEVER_READINGS | {"outcome": "no-reading"},  # yet readings are given
+        FEVER_READINGS | {"raw": [37.4, 37.6, 37.8]},  # more than the re-measure takes
+        FEVER_READINGS | {"implausible_raw": [99999.0]},
+        FEVER_READINGS | {"offset": 12.0},
+        FEVER_READINGS | {"implausible_raw": [20.0] * 17},
+        FEVER_READINGS | {"celsius": 37.9},  # a field the message does not have
+    ],
+)
+def test_thermometer_readings_that_cannot_be_refuse_the_batch(
+    device: Device, clock: Clock, settings: Settings, readings: dict
+):
+    batch = [device.checkin(), device.checkin(thermometer=readings)]
+    response = post(device, clock, batch)
+    assert (response.status_code, response.json()["error"]) == (422, "invalid-request")
+    assert stored_checkins(settings) == 0
+
+
 def test_a_check_in_for_another_venue_refuses_the_whole_batch(
     admin: Admin, device: Device, clock: Clock, settings: Settings
 ):

@@ -20,6 +20,16 @@ json_values = st.recursive(
     max_leaves=20,
 )
 
+# Thermometer readings in range; the count of raw readings fits the outcome or does not.
+raw_celsius = st.floats(min_value=-5000, max_value=5000)
+thermometer_fields = {
+    "outcome": st.sampled_from(["normal", "fever", "unconfirmed", "no-reading"]),
+    "threshold": st.floats(min_value=25, max_value=45),
+    "offset": st.floats(min_value=-10, max_value=10),
+    "raw": st.lists(raw_celsius, max_size=2),
+    "implausible_raw": st.lists(raw_celsius, max_size=16),
+}
+
 # Check-ins that are valid but for at most one field, so that most batches reach the database.
 valid_fields = {
     "id": st.uuids().map(str),
@@ -30,6 +40,7 @@ valid_fields = {
     "outcome": st.sampled_from(["pass", "deny", "refer", "ignored"]),
     "reasons": st.lists(st.text(), max_size=16),
     "temperature_c": st.none() | st.floats(min_value=25, max_value=45),
+    "thermometer": st.none() | st.fixed_dictionaries(thermometer_fields),
     "clock_trusted": st.booleans(),
 }
 

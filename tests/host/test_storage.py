@@ -41,14 +41,16 @@ def test_the_database_is_in_wal_mode_with_a_schema_version(storage: SqliteStorag
     with sqlite3.connect(tmp_path / "host.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
 
 def test_a_database_from_a_newer_schema_version_is_refused(tmp_path: Path):
     SqliteStorage(tmp_path / "host.db").close()
     with sqlite3.connect(tmp_path / "host.db") as db:
         db.execute("UPDATE schema_version SET version = 99")
-    with pytest.raises(RuntimeError, match="schema version 99; this host knows up to 2"):
+    with pytest.raises(
+        RuntimeError, match=f"schema version 99; this host knows up to {SCHEMA_VERSION}"
+    ):
         SqliteStorage(tmp_path / "host.db")
 
 
@@ -127,6 +129,10 @@ def test_a_version_1_database_is_migrated_with_its_data(
         storage.close()
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        # version 3: a check-in keeps its thermometer readings; older ones have none
+        assert db.execute("SELECT temperature_c, thermometer FROM checkins").fetchall() == [
+            (36.5, None)
+        ]
     reopened = SqliteStorage(path)  # a second open migrates nothing
     try:
         venue = reopened.get_venue("v_default")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
+from contextlib import closing
 
 import pytest
 
@@ -43,3 +45,18 @@ def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
     assert "repeat" in decisions["repeat"]["reasons"][0]
     # Nine people decided (the ignored two make no check-in), all of them on the host once.
     assert report["recorded"] == report["synced"] == report["host_checkins"] == 9
+    # The fever, the clinic's one case, reached the host with the thermometer's raw readings:
+    # a high reading, measured again.
+    with closing(sqlite3.connect(tmp_path / "demo" / "host.db")) as db:
+        measured = db.execute(
+            "SELECT outcome, temperature_c, thermometer FROM checkins WHERE thermometer IS NOT NULL"
+        ).fetchall()
+    ((outcome, temperature, readings),) = measured
+    assert (outcome, temperature) == ("deny", 38.2)
+    assert json.loads(readings) == {
+        "outcome": "fever",
+        "threshold": 37.3,
+        "offset": 0.0,
+        "raw": [38.2, 38.2],
+        "implausible_raw": [],
+    }
