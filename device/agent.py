@@ -32,7 +32,7 @@ from shared.dcc.schema import SchemaStore
 from shared.healthcode import HealthStatus
 from shared.messages import DeviceConfig, StatusRequest, StatusResponse
 from shared.sealed import CardIdentity
-from shared.verification import IdentityStatus
+from shared.verification import CardValidity, IdentityStatus
 
 log = logging.getLogger(__name__)
 DATABASE_FILE = "sentinel.db"
@@ -161,8 +161,8 @@ class Agent:
             return None
         return IdentityStatus(answer.person_ref, answer.health_status())
 
-    def _card_read(self, identity: CardIdentity, origin: str) -> None:
-        self.pipeline.present_id(identity, origin)
+    def _card_read(self, identity: CardIdentity, origin: str, validity: CardValidity) -> None:
+        self.pipeline.present_id(identity, origin, validity)
 
     def _apply_config(self, config: DeviceConfig) -> None:
         self.pipeline.update_venue(VenueState.from_config(config))

@@ -5,18 +5,27 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 
 from device.report import component_state, monotonic_to_utc
-from hardware.idcard.ga467 import is_valid_id_number
+from hardware.idcard.ga467 import Validity, is_valid_id_number
 from hardware.idcard.samreader import CardReadError, SamReader
 from shared.messages import ComponentState
 from shared.sealed import CardIdentity, DocumentType
+from shared.verification import CardValidity
 
 log = logging.getLogger(__name__)
 LOOK_SECONDS = 0.5  # each look for a card waits at most this long, so stop() is prompt
 COMPONENT = "idcard"
 RESIDENT_CARD_ISSUER = "CHN"
+CARD_VALIDITY = {
+    Validity.VALID: CardValidity.VALID,
+    Validity.EXPIRED: CardValidity.EXPIRED,
+    Validity.NOT_YET_VALID: CardValidity.NOT_YET_VALID,
+    Validity.UNREADABLE: CardValidity.UNREADABLE,
+}
+# Told of each card read: who it names, where it was read, whether it is in date.
+OnCard = Callable[[CardIdentity, str, CardValidity], object]
 
 
 class SamCardReader:
@@ -30,9 +39,9 @@ class SamCardReader:
     def __init__(
         self,
         reader: SamReader,
-        on_card: Callable[[CardIdentity, str], object],
+        on_card: OnCard,
         *,
-        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+        today: Callable[[], date] = date.today,  # the local day, as the card's dates are
     ) -> None:
         self._reader = reader
         self._on_card = on_card
@@ -80,10 +89,11 @@ class SamCardReader:
         if not is_valid_id_number(number):
             log.warning("card reader: the card's ID number is malformed; not used")
             return None
-        for problem in card.text.problems(self._today()):
+        today = self._today()
+        for problem in card.text.problems(today):
             log.info("card reader: %s", problem)
         identity = CardIdentity.of(DocumentType.CN_ID, RESIDENT_CARD_ISSUER, number)
-        self._on_card(identity, self.origin)
+        self._on_card(identity, self.origin, CARD_VALIDITY[card.text.validity_on(today)])
         return identity
 
     def component(self) -> ComponentState:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from device.cardreader import COMPONENT as CARD_READER_COMPONENT
-from device.cardreader import SamCardReader
+from device.cardreader import OnCard, SamCardReader
 from device.pipeline import NO_THERMOMETER, Event, Temperature
 from device.report import component_state, monotonic_to_utc
 from hardware.gpio import Signals, SignalsConfig, SignalsHealth
@@ -30,7 +30,6 @@ from hardware.voice.prompts import fixed_prompts, prompt_for
 from hardware.voice.speaker import Speaker, VoiceHealth
 from shared.messages import MAX_IMPLAUSIBLE_READINGS, ComponentState, ThermometerReadings
 from shared.policy import Outcome
-from shared.sealed import CardIdentity
 
 log = logging.getLogger(__name__)
 THERMOMETER_COMPONENT = "thermometer"
@@ -131,9 +130,7 @@ def from_arguments(args: argparse.Namespace) -> PeripheralOptions:
 class Peripherals:
     """The fitted peripherals, opened; their health as device-report components."""
 
-    def __init__(
-        self, options: PeripheralOptions, on_card: Callable[[CardIdentity, str], object]
-    ) -> None:
+    def __init__(self, options: PeripheralOptions, on_card: OnCard) -> None:
         self.options = options
         self._started = datetime.now(UTC)
         self.failed: dict[str, str] = {}  # a peripheral that could not even be set up: why

@@ -26,6 +26,7 @@ from shared.sealed import CardIdentity, seal
 from shared.uuid7 import uuid7
 from shared.verification import (
     Assessment,
+    CardValidity,
     CheckContext,
     CredentialKind,
     IdentityStatus,
@@ -259,11 +260,14 @@ class Pipeline:
             return self._tell(Event(origin, assessment.kind, assessment.decision))
         return self._record(origin, checked)
 
-    def present_id(self, identity: CardIdentity, origin: str) -> Event:
+    def present_id(
+        self, identity: CardIdentity, origin: str, validity: CardValidity = CardValidity.VALID
+    ) -> Event:
         """An ID card was read: it completes a waiting paper code, or is decided on its own.
 
         Decided alone, it is also kept for ID_KEEP_SECONDS, so a paper code shown right after
-        is checked against it.
+        is checked against it. Its validity counts when it is decided alone: with a paper code
+        it only shows whose code that is.
         """
         with self._paper_lock:
             pending, self._pending_paper = self._pending_paper, None
@@ -285,7 +289,9 @@ class Pipeline:
             found = self._identity_lookup(sealed)
         temperature = self._measure()
         context = self._context(temperature.celsius, None)
-        assessment = assess_id_card(identity, found, rules=venue.rules, context=context)
+        assessment = assess_id_card(
+            identity, found, rules=venue.rules, context=context, validity=validity
+        )
         if found is not None and self._repeats.seen_recently(f"subject:{found.person_ref}"):
             return self._repeat(CredentialKind.ID_CARD, origin)
         # The host was not asked: it learns whom the check-in was from the seal, later.

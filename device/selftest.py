@@ -118,7 +118,7 @@ def run_checks(source: str | None, options: PeripheralOptions) -> list[Result]:
         if options.sam_port
         else Result("card reader", "absent", "no --sam"),
     ]
-    fitted = Peripherals(options, on_card=lambda identity, origin: None)
+    fitted = Peripherals(options, on_card=lambda identity, origin, validity: None)
     try:
         results.append(_thermometer(fitted))
         results += _signals(fitted)

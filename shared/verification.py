@@ -38,6 +38,15 @@ class CredentialKind(StrEnum):
     UNKNOWN = "unknown"
 
 
+class CardValidity(StrEnum):
+    """Whether an ID card is within its validity dates on the day it is shown."""
+
+    VALID = "valid"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    UNREADABLE = "unreadable"  # the card's dates could not be read
+
+
 @dataclass(frozen=True)
 class CheckContext:
     """What the device knows at the moment of a check, besides the credential itself."""
@@ -127,12 +136,17 @@ def assess_id_card(
     *,
     rules: RuleSet | None,
     context: CheckContext,
+    validity: CardValidity = CardValidity.VALID,
 ) -> Assessment:
     """Decide on an ID card shown alone; `found` is the host's answer, None when offline.
 
     Offline, only the deny list can say anything about the holder, so the rules refer.
     """
-    payload: dict[str, Any] = {"kind": "idcard", "known": bool(found and found.status)}
+    payload: dict[str, Any] = {
+        "kind": "idcard",
+        "known": bool(found and found.status),
+        "validity": validity.value,
+    }
     if found is not None and found.status is not None:
         payload |= _status_payload(found.status)
     listed = None

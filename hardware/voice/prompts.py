@@ -193,6 +193,14 @@ _REASONS: dict[str, tuple[frozenset[str], Phrase]] = {
             "No health record found, please wait for staff.",
         ),
     ),
+    "id-card-not-valid": (
+        _ONLY_REFER,
+        Phrase(
+            "shen1 fen4 zheng4 bu2 zai4 you3 xiao4 qi1 nei4, qing3 shao1 hou4",
+            "身份证不在有效期内，请稍候",
+            "This ID card is out of date, please wait for staff.",
+        ),
+    ),
     # shared/verification.py
     "expired": (
         _ONLY_DENY,

@@ -78,6 +78,15 @@ def _id_card_rules() -> list[Rule]:
             reason="id-card-unknown",
             logic=when(equals(var("external.statusSource"), "online"), var("payload.known")),
         ),
+        Rule(
+            id="ID-VALID",
+            description="the ID card must be within its validity dates",
+            kinds=("idcard",),
+            on_fail=OnFail.REFER,
+            reason="id-card-not-valid",
+            logic=equals(var("payload.validity"), "valid"),
+            shows="payload.validity",
+        ),
     ]
 
 

@@ -35,7 +35,7 @@ from shared.policy import Outcome, VenueCategory
 from shared.qrimage import qr_png
 from shared.rules.defaults import default_ruleset
 from shared.sealed import CardIdentity, DocumentType, SealingKey
-from shared.verification import CredentialKind, IdentityStatus
+from shared.verification import CardValidity, CredentialKind, IdentityStatus
 
 
 class TrustedClock(DeviceClock):
@@ -161,7 +161,7 @@ def measured_pipeline(
             thermometer_protocol=emulator.protocol,
             thermometer_offset=offset,
         ),
-        on_card=lambda identity, origin: None,
+        on_card=lambda identity, origin, validity: None,
     )
     venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
     pipeline = Pipeline(
@@ -496,6 +496,20 @@ def test_a_red_holder_is_denied_and_an_unknown_one_referred(
     assert red.decision.reasons[0].startswith("colour-not-accepted: red")
     assert unknown.decision.outcome is Outcome.REFER
     assert unknown.decision.reasons[0].startswith("id-card-unknown")
+
+
+def test_a_card_out_of_date_is_referred_even_for_a_green_holder(
+    tmp_path: Path, trust: TrustStore, told: list[Event], host_sealing_key: SealingKey
+) -> None:
+    answers = {HOLDER_ID: IdentityStatus("p_card", GREEN)}
+    kiosk = card_kiosk(tmp_path, trust, told, host_sealing_key, answers)
+    event = kiosk.present_id(HOLDER_CARD, "sam", CardValidity.EXPIRED)
+    assert event.decision.outcome is Outcome.REFER
+    assert event.decision.reasons == (
+        "id-card-not-valid: expired; the ID card must be within its validity dates [ID-VALID]",
+    )
+    [stored] = Store(tmp_path / "s.db").pending(10)
+    assert (stored.outcome, stored.person_ref) == (Outcome.REFER, "p_card")
 
 
 def test_offline_the_identity_is_sealed_for_the_host_and_staff_decide(

@@ -55,7 +55,7 @@ def id_card(status: str = "online", **payload: Any) -> Facts:
     if status == "none":
         return Facts(
             kind="idcard",
-            payload={"kind": "idcard", "known": False},
+            payload={"kind": "idcard", "known": False, "validity": "valid"},
             now=NOW,
             clock_trusted=True,
             status_source="none",
@@ -63,6 +63,7 @@ def id_card(status: str = "online", **payload: Any) -> Facts:
     base = {
         "kind": "idcard",
         "known": True,
+        "validity": "valid",
         "colour": "green",
         "test": {"sampledAt": ago(10), "result": "negative"},
     }
@@ -117,6 +118,7 @@ RULE_CASES: dict[str, tuple[Callable[[], Facts], Callable[[], Facts]]] = {
     ),
     "ID-ONLINE": (id_card, lambda: id_card("none")),
     "ID-KNOWN": (id_card, lambda: id_card(known=False, colour=None, test=None)),
+    "ID-VALID": (id_card, lambda: id_card(validity="expired")),
     "DCC-TEST-NEGATIVE": (dcc_test, lambda: dcc_test(result="260373001")),
     "DCC-TEST-AGE": (lambda: dcc_test(hours=47), lambda: dcc_test(hours=80)),
     "DCC-TEST-REQUIRED": (dcc_test, dcc_vaccination),
