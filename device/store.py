@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import sqlite3
@@ -61,6 +62,8 @@ CORRUPTION = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 SALVAGE_CHUNK = 1000
 MAX_DAMAGED_REGIONS = 1000  # runs of unreadable pages stepped over; beyond, give up
 MAX_DETAIL = 300  # ComponentState.detail's limit
+QUARANTINE_INFIX = ".corrupt-"  # a damaged file moved aside: <name>.corrupt-<UTC time>[-wal|-shm]
+QUARANTINE_STAMP = "%Y%m%dT%H%M%S.%fZ"
 
 
 class StoreError(Exception):
@@ -240,8 +243,8 @@ class Store:
                 raise StoreError(f"cannot open {self.path}: {error}") from error
             reason = str(error)
         self.close()
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        quarantined = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        stamp = datetime.now(UTC).strftime(QUARANTINE_STAMP)
+        quarantined = self.path.with_name(f"{self.path.name}{QUARANTINE_INFIX}{stamp}")
         for suffix in ("", "-wal", "-shm"):
             source = Path(f"{self.path}{suffix}")
             if source.exists():
@@ -433,6 +436,32 @@ class Store:
                 )
                 .rowcount
             )
+
+    def purge_quarantined(self, retention_seconds: float) -> list[Path]:
+        """Delete damaged files moved aside longer than `retention_seconds` ago; which went.
+
+        What could be read from them was salvaged when they were moved aside; the rest is kept
+        for the retention period, for someone to look into, and no longer: it is personal data.
+        The age is the time in the name, when the file was moved aside.
+        """
+        cutoff = datetime.now(UTC).timestamp() - retention_seconds
+        prefix = f"{self.path.name}{QUARANTINE_INFIX}"
+        removed = []
+        for candidate in self.path.parent.glob(f"{glob.escape(prefix)}*"):
+            stamp = candidate.name.removeprefix(prefix).removesuffix("-wal").removesuffix("-shm")
+            try:
+                moved_at = datetime.strptime(stamp, QUARANTINE_STAMP).replace(tzinfo=UTC)
+            except ValueError:
+                continue  # not one of ours: left alone
+            if moved_at.timestamp() < cutoff:
+                try:
+                    candidate.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    raise StoreError(f"cannot delete {candidate.name}: {error}") from error
+                removed.append(candidate)
+        return sorted(removed)
 
     def counts(self) -> tuple[int, int]:
         """(held, acknowledged) check-ins; held - acknowledged are still to sync."""

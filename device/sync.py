@@ -208,17 +208,19 @@ class Syncer:
                 log.warning("status report not sent: %s", error)
         if now >= self._purge_due:
             self._purge_due = now + self._purge_every
-            try:
-                purged = self._store.purge_acked(self._retention_seconds)
-            except StoreError as error:
-                log.warning("purge of acknowledged check-ins failed: %s", error)
-            else:
-                if purged:
-                    log.info(
-                        "purged %d acknowledged check-ins older than %g days",
-                        purged,
-                        self._retention_seconds / DAY_SECONDS,
-                    )
+            self._purge()
+
+    def _purge(self) -> None:
+        """Delete what the retention period ran out for: acknowledged check-ins, damaged files."""
+        days = self._retention_seconds / DAY_SECONDS
+        try:
+            purged = self._store.purge_acked(self._retention_seconds)
+            if purged:
+                log.info("purged %d acknowledged check-ins older than %g days", purged, days)
+            for path in self._store.purge_quarantined(self._retention_seconds):
+                log.info("deleted %s, moved aside as damaged over %g days ago", path.name, days)
+        except StoreError as error:
+            log.warning("purge after the retention period failed: %s", error)
 
     def _run(self) -> None:
         config_due = time.monotonic()

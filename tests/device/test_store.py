@@ -226,6 +226,26 @@ def test_acknowledged_check_ins_go_after_the_retention_period_and_no_others(tmp_
     assert [item.id for item in store.pending(10)] == [unsent.id]
 
 
+def test_damaged_files_moved_aside_go_after_the_retention_period(tmp_path: Path) -> None:
+    path = tmp_path / "sentinel.db"
+    path.write_bytes(os.urandom(8192))
+    Store(path).close()  # moved aside now: kept for the retention period
+    (fresh,) = quarantined(tmp_path)
+    old = [tmp_path / f"sentinel.db.corrupt-20260101T000000.000000Z{end}" for end in ("", "-wal")]
+    strangers = [
+        tmp_path / "sentinel.db.corrupt-notes.txt",  # not a time: not one of ours
+        tmp_path / "other.db.corrupt-20260101T000000.000000Z",  # another store's
+    ]
+    for item in old + strangers:
+        item.write_bytes(b"damaged")
+    store = Store(path)
+    assert store.purge_quarantined(7 * 24 * 3600) == sorted(old)
+    assert sorted(quarantined(tmp_path)) == sorted([fresh, *strangers])
+    assert store.purge_quarantined(7 * 24 * 3600) == []
+    assert store.purge_quarantined(0) == [fresh]  # once the retention is zero
+    assert sorted(quarantined(tmp_path)) == sorted(strangers)
+
+
 # ---- faults -------------------------------------------------------------------------------
 
 

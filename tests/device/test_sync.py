@@ -189,9 +189,12 @@ def test_the_sync_thread_purges_acknowledged_check_ins_after_retention(tmp_path:
     syncer = syncer_for(
         store, StubHost(), idle_seconds=0.01, retention_days=0, purge_every_seconds=0.01
     )
+    damaged = tmp_path / "s.db.corrupt-20260101T000000.000000Z"
+    damaged.write_bytes(b"a database moved aside as damaged, long ago")
     syncer.start()
     try:
         wait_for(lambda: store.counts() == (0, 0))
+        wait_for(lambda: not damaged.exists())
         store.record(checkin())  # not acknowledged yet: it waits for the host
         wait_for(lambda: store.counts() == (0, 0))
     finally:
