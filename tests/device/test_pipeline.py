@@ -21,6 +21,7 @@ from device.pipeline import (
     Event,
     Pipeline,
     RepeatFilter,
+    Temperature,
     VenueState,
 )
 from device.store import Store
@@ -379,6 +380,35 @@ def test_a_paper_code_waits_for_its_holders_id_card(
     assert [item.person_ref for item in stored] == ["p_paper"]
     for written in tmp_path.iterdir():  # the database and its WAL: no ID number anywhere
         assert HOLDER_ID.encode() not in written.read_bytes()
+
+
+def test_the_temperature_taken_with_a_paper_code_is_the_one_recorded_with_its_id_card(
+    tmp_path: Path, trust: TrustStore, health_key: SigningKey, ticks: FakeMonotonic
+) -> None:
+    readings = ThermometerReadings(outcome="normal", threshold=37.3, offset=0.0, raw=[36.4])
+    taken: list[Temperature] = []
+
+    def thermometer() -> Temperature:  # stands in for Peripherals.temperature
+        taken.append(Temperature(36.4, readings))
+        return taken[-1]
+
+    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
+    kiosk = Pipeline(
+        QrDecoder(),
+        Store(tmp_path / "s.db"),
+        TrustedClock(),
+        venue,
+        feedback=lambda event: None,
+        deny_list=lambda: DenyListState(lookup=None, age_minutes=10),
+        id_reader=True,
+        temperature=thermometer,
+        monotonic=ticks,
+    )
+    kiosk.process_text(paper_code(health_key), "camera")
+    done = kiosk.present_id(HOLDER_CARD, "sam")
+    assert (done.decision.outcome, done.temperature_c, len(taken)) == (Outcome.PASS, 36.4, 1)
+    [stored] = Store(tmp_path / "s.db").pending(10)
+    assert (stored.temperature_c, stored.thermometer) == (36.4, readings)
 
 
 def test_an_id_card_read_first_is_checked_against_the_paper_code_that_follows(
