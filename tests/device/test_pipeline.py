@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -348,10 +349,10 @@ def ticks() -> FakeMonotonic:
     return FakeMonotonic()
 
 
-@pytest.fixture
-def kiosk_with_reader(
-    tmp_path: Path, trust: TrustStore, told: list[Event], ticks: FakeMonotonic
+def reader_kiosk(
+    tmp_path: Path, trust: TrustStore, told: list[Event], ticks: FakeMonotonic, **options: Any
 ) -> Pipeline:
+    """A kiosk with an ID-card reader and a fresh deny list; `options` go to the Pipeline."""
     venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
     fresh_list = DenyListState(lookup=None, age_minutes=10)
     return Pipeline(
@@ -363,7 +364,15 @@ def kiosk_with_reader(
         deny_list=lambda: fresh_list,
         id_reader=True,
         monotonic=ticks,
+        **options,
     )
+
+
+@pytest.fixture
+def kiosk_with_reader(
+    tmp_path: Path, trust: TrustStore, told: list[Event], ticks: FakeMonotonic
+) -> Pipeline:
+    return reader_kiosk(tmp_path, trust, told, ticks)
 
 
 def test_a_paper_code_waits_for_its_holders_id_card(
@@ -383,7 +392,11 @@ def test_a_paper_code_waits_for_its_holders_id_card(
 
 
 def test_the_temperature_taken_with_a_paper_code_is_the_one_recorded_with_its_id_card(
-    tmp_path: Path, trust: TrustStore, health_key: SigningKey, ticks: FakeMonotonic
+    tmp_path: Path,
+    trust: TrustStore,
+    health_key: SigningKey,
+    told: list[Event],
+    ticks: FakeMonotonic,
 ) -> None:
     readings = ThermometerReadings(outcome="normal", threshold=37.3, offset=0.0, raw=[36.4])
     taken: list[Temperature] = []
@@ -392,18 +405,7 @@ def test_the_temperature_taken_with_a_paper_code_is_the_one_recorded_with_its_id
         taken.append(Temperature(36.4, readings))
         return taken[-1]
 
-    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
-    kiosk = Pipeline(
-        QrDecoder(),
-        Store(tmp_path / "s.db"),
-        TrustedClock(),
-        venue,
-        feedback=lambda event: None,
-        deny_list=lambda: DenyListState(lookup=None, age_minutes=10),
-        id_reader=True,
-        temperature=thermometer,
-        monotonic=ticks,
-    )
+    kiosk = reader_kiosk(tmp_path, trust, told, ticks, temperature=thermometer)
     kiosk.process_text(paper_code(health_key), "camera")
     done = kiosk.present_id(HOLDER_CARD, "sam")
     assert (done.decision.outcome, done.temperature_c, len(taken)) == (Outcome.PASS, 36.4, 1)
