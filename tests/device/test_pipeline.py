@@ -350,11 +350,20 @@ def ticks() -> FakeMonotonic:
 
 
 def reader_kiosk(
-    tmp_path: Path, trust: TrustStore, told: list[Event], ticks: FakeMonotonic, **options: Any
+    tmp_path: Path,
+    trust: TrustStore,
+    told: list[Event],
+    *,
+    sealing_key: bytes | None = None,
+    deny_list: DenyList | None = None,
+    **options: Any,
 ) -> Pipeline:
-    """A kiosk with an ID-card reader and a fresh deny list; `options` go to the Pipeline."""
-    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust)
-    fresh_list = DenyListState(lookup=None, age_minutes=10)
+    """A kiosk with an ID-card reader and a deny list fresh from the host.
+
+    sealing_key: the host's key ID cards are sealed to; `options` go to the Pipeline.
+    """
+    venue = VenueState("v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust, sealing_key)
+    fresh_list = DenyListState(lookup=deny_list, age_minutes=10)
     return Pipeline(
         QrDecoder(),
         Store(tmp_path / "s.db"),
@@ -363,7 +372,6 @@ def reader_kiosk(
         feedback=told.append,
         deny_list=lambda: fresh_list,
         id_reader=True,
-        monotonic=ticks,
         **options,
     )
 
@@ -372,7 +380,7 @@ def reader_kiosk(
 def kiosk_with_reader(
     tmp_path: Path, trust: TrustStore, told: list[Event], ticks: FakeMonotonic
 ) -> Pipeline:
-    return reader_kiosk(tmp_path, trust, told, ticks)
+    return reader_kiosk(tmp_path, trust, told, monotonic=ticks)
 
 
 def test_a_paper_code_waits_for_its_holders_id_card(
@@ -405,7 +413,7 @@ def test_the_temperature_taken_with_a_paper_code_is_the_one_recorded_with_its_id
         taken.append(Temperature(36.4, readings))
         return taken[-1]
 
-    kiosk = reader_kiosk(tmp_path, trust, told, ticks, temperature=thermometer)
+    kiosk = reader_kiosk(tmp_path, trust, told, monotonic=ticks, temperature=thermometer)
     kiosk.process_text(paper_code(health_key), "camera")
     done = kiosk.present_id(HOLDER_CARD, "sam")
     assert (done.decision.outcome, done.temperature_c, len(taken)) == (Outcome.PASS, 36.4, 1)
@@ -478,19 +486,13 @@ def card_kiosk(
     def lookup(sealed: str) -> IdentityStatus | None:
         return answers.get(sealing.open(sealed).number)  # the host opens what the kiosk sealed
 
-    venue = VenueState(
-        "v_1", default_ruleset(VenueCategory.PUBLIC_PLACE), trust, sealing.public_raw
-    )
-    state = DenyListState(lookup=deny_list, age_minutes=5)
-    return Pipeline(
-        QrDecoder(),
-        Store(tmp_path / "s.db"),
-        TrustedClock(),
-        venue,
-        feedback=told.append,
-        deny_list=lambda: state,
+    return reader_kiosk(
+        tmp_path,
+        trust,
+        told,
+        sealing_key=sealing.public_raw,
+        deny_list=deny_list,
         identity_lookup=lookup,
-        id_reader=True,
     )
 
 
