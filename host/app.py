@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
@@ -18,13 +21,14 @@ from host.api.errors import install_error_handlers
 from host.api.routes import admin, denylist, devices, public
 from host.core.config import Settings
 from host.signing import HostKeys
-from host.storage.sqlite import SqliteStorage
 from shared.auth import HEADER_SERVER_TIME
 from shared.dcc.schema import SchemaStore
 from shared.messages import API_PREFIX
 
 log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
+# `sentinel host serve` hands its settings to every worker process through this variable.
+SERVE_ENVIRONMENT = "SENTINEL_HOST_SERVE"
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class ServerTimeMiddleware:
 
 def create_app(settings: Settings, retention: Retention | None = None) -> FastAPI:
     """Open the storage (migrating its schema, making keys on first start) and build the app."""
-    storage = SqliteStorage(settings.db_path)
+    storage = settings.database.open()
     context = HostContext(
         settings, storage, HostKeys.load(storage, settings.dcc_trust), SchemaStore.default()
     )
@@ -102,3 +106,20 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
     app.include_router(denylist.device_router, prefix=API_PREFIX)
     app.include_router(public.router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker of `sentinel host serve`, from the settings it put in the environment.
+
+    Each worker reads the admin token from its file and opens its own storage; all that must be
+    consistent between workers (nonces, tokens, the deny list's version) is in the database.
+    """
+    served = json.loads(os.environ[SERVE_ENVIRONMENT])
+    token_file = Path(served["admin_token_file"])
+    settings = Settings(
+        database=served["database"],
+        public_url=served["public_url"],
+        admin_token=token_file.read_text(encoding="utf-8").strip(),
+        dcc_trust=None if served["dcc_trust"] is None else Path(served["dcc_trust"]),
+    )
+    return create_app(settings, Retention(checkin_days=served["retention_days"]))

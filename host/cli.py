@@ -1,67 +1,103 @@
-"""`sentinel host serve`: run the host service under uvicorn, with an admin token kept in a file."""
+"""`sentinel host serve`: run the host service under uvicorn, one worker or several."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import uvicorn
 
-from host.app import Retention, create_app
-from host.core.config import Settings
+from host.app import SERVE_ENVIRONMENT, Retention
 from host.core.security import new_token
+from host.storage import Database
+from host.storage.sqlite import sqlite_refuses_workers
 
 log = logging.getLogger("host")
 ADMIN_TOKEN_FILE = "admin-token"
 
 
-def admin_token_for(db_path: Path, admin_token_file: Path | None) -> str:
-    """The token from `admin_token_file`, or from `<db dir>/admin-token`, made there if missing."""
-    if admin_token_file is not None:
-        log.info("admin token: read from %s", admin_token_file)
-        return admin_token_file.read_text(encoding="utf-8").strip()
-    path = db_path.parent / ADMIN_TOKEN_FILE
-    if path.exists():
-        log.info("admin token: read from %s", path)
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = new_token("admin")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def admin_token_file_for(database: Database, given: Path | None) -> Path:
+    """Where the admin token is kept: as given, or beside a SQLite file; made there if missing."""
+    if given is None:
+        if database.path is None:
+            raise ValueError(
+                "with a PostgreSQL database, name the admin token file: --admin-token-file FILE"
+                " (made there on first start)"
+            )
+        given = database.path.parent / ADMIN_TOKEN_FILE
+    if given.exists():
+        log.info("admin token: read from %s", given)
+        return given
+    given.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(given, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(token + "\n")
-    log.info("admin token: generated and written to %s (mode 0600)", path)
-    return token
+        file.write(new_token("admin") + "\n")
+    log.info("admin token: generated and written to %s (mode 0600)", given)
+    return given
 
 
 def serve(
-    db_path: Path,
+    database: Database,
     *,
     host: str,
     port: int,
     public_url: str,
-    admin_token: str | None,
     admin_token_file: Path | None,
+    workers: int = 1,
     dcc_trust: Path | None = None,
     retention: Retention | None = None,
 ) -> None:
-    """Run the host until interrupted; without an admin token, use or make a token file."""
-    token = admin_token if admin_token else admin_token_for(db_path, admin_token_file)
-    settings = Settings(
-        db_path=db_path, public_url=public_url, admin_token=token, dcc_trust=dcc_trust
+    """Run the host until interrupted: `workers` processes that share only the database."""
+    refusal = sqlite_refuses_workers(database.path, workers) if database.path else None
+    if refusal:
+        raise ValueError(refusal)
+    token_file = admin_token_file_for(database, admin_token_file)
+    retention = retention or Retention()
+    os.environ[SERVE_ENVIRONMENT] = json.dumps(
+        {
+            "database": database.url or str(database.path),
+            "public_url": public_url,
+            "admin_token_file": str(token_file),
+            "dcc_trust": None if dcc_trust is None else str(dcc_trust),
+            "retention_days": retention.checkin_days,
+        }
     )
-    log.info("database %s; venue codes under %s", db_path, settings.public_url)
-    uvicorn.run(create_app(settings, retention), host=host, port=port, log_level="info")
+    log.info(
+        "database %s; %d worker(s); venue codes under %s", database.describe(), workers, public_url
+    )
+    uvicorn.run(
+        "host.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `host` subcommands (`serve`) to the parser of `sentinel host`."""
     commands = parser.add_subparsers(dest="host_command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser("serve", help="run the host verification service")
-    serve_parser.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    serve_parser.add_argument(
+        "--db",
+        required=True,
+        metavar="DATABASE",
+        help="a SQLite file (or sqlite:///FILE), or postgresql://HOST[:PORT]/DATABASE",
+    )
     serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve_parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve_parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes; they keep nothing that must be consistent in memory (default 1)",
+    )
     serve_parser.add_argument(
         "--public-url",
         required=True,
@@ -70,8 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve_parser.add_argument(
         "--admin-token-file",
         type=Path,
-        help=f"file holding the admin token (default: {ADMIN_TOKEN_FILE} next to the database, "
-        "generated on first start)",
+        help=f"file holding the admin token, made on first start (default with SQLite: "
+        f"{ADMIN_TOKEN_FILE} next to the database; required with PostgreSQL)",
     )
     serve_parser.add_argument(
         "--dcc-trust",
@@ -90,14 +126,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the `host` subcommand parsed by a parser set up with `add_arguments`."""
-    serve(
-        args.db,
-        host=args.host,
-        port=args.port,
-        public_url=args.public_url,
-        admin_token=None,
-        admin_token_file=args.admin_token_file,
-        dcc_trust=args.dcc_trust,
-        retention=Retention(checkin_days=args.retention_days),
-    )
+    try:
+        if args.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        serve(
+            Database.parse(args.db),
+            host=args.host,
+            port=args.port,
+            public_url=args.public_url,
+            admin_token_file=args.admin_token_file,
+            workers=args.workers,
+            dcc_trust=args.dcc_trust,
+            retention=Retention(checkin_days=args.retention_days),
+        )
+    except ValueError as error:
+        print(f"sentinel host serve: {error}", file=sys.stderr)
+        return 2
     return 0

@@ -124,14 +124,24 @@ class HostProcess:
     """
 
     def __init__(
-        self, workdir: Path, port: int, admin_token: str | None, *, db: Path | None = None
+        self,
+        workdir: Path,
+        port: int,
+        admin_token: str | None,
+        *,
+        db: Path | str | None = None,
+        workers: int = 1,
     ) -> None:
         self.workdir = workdir
-        self.db = db or workdir / "host.db"
+        self.db = db or workdir / "host.db"  # a SQLite file, or a postgresql:// URL
+        self.workers = workers
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
         self.log = workdir / "host.log"
-        self.token_file = workdir / "admin-token" if admin_token else None
+        # A SQLite host makes its token file beside the database; a PostgreSQL host in workdir.
+        self.token_file = (
+            workdir / "admin-token" if admin_token or not isinstance(self.db, Path) else None
+        )
         if self.token_file and admin_token:
             self.token_file.write_text(admin_token)
             self.token_file.chmod(0o600)
@@ -151,6 +161,8 @@ class HostProcess:
             str(self.port),
             "--public-url",
             DEMO_PUBLIC_URL,
+            "--workers",
+            str(self.workers),
         )
         if self.token_file:
             command += ["--admin-token-file", str(self.token_file)]

@@ -1,7 +1,10 @@
-"""Fixtures for every test folder: host signing keys and the trust store a device would hold."""
+"""Fixtures for every test folder: host keys, a device's trust store, the host's databases."""
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,45 @@ def trust(health_key: SigningKey, venue_key: SigningKey, policy_key: SigningKey)
             TrustedKey(policy_key.kid, KeyPurpose.POLICY, policy_key.private_key.public_key()),
         ]
     )
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------------
+
+POSTGRES_URL = os.environ.get("SENTINEL_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+
+
+@functools.cache
+def postgres_unreachable() -> str | None:
+    """Why the test PostgreSQL cannot be used, asked once per run; None when it answers."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (the `postgres` extra)"
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return f"no PostgreSQL at {POSTGRES_URL}: {str(error).strip().splitlines()[-1]}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL of a fresh schema in the test PostgreSQL, dropped after the test."""
+    reason = postgres_unreachable()
+    if reason is not None:
+        pytest.skip(reason)
+    from host.storage.postgres import scratch_schema
+
+    with scratch_schema(POSTGRES_URL, "sentinel_test") as url:
+        yield url
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The host's database on each backend in turn: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return tmp_path / "host.db"
+    return request.getfixturevalue("postgres_url")

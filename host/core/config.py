@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from host.storage import Database
 from shared.auth import MAX_SKEW_MS
 
 MIN_ADMIN_TOKEN_LENGTH = 16
@@ -18,7 +19,7 @@ MIN_ADMIN_TOKEN_LENGTH = 16
 class Settings:
     """Everything `create_app` needs; `clock` returns Unix seconds and is injectable in tests."""
 
-    db_path: Path
+    database: Database | Path | str  # a SQLite file, sqlite:///FILE or postgresql://...
     public_url: str  # base of the URLs printed in venue codes, e.g. https://sentinel.example.org
     admin_token: str = field(repr=False)
     clock: Callable[[], float] = time.time
@@ -28,6 +29,8 @@ class Settings:
     dcc_trust: Path | None = None  # EU DCC signer certificates (PEM/DER file or directory)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.database, Database):
+            object.__setattr__(self, "database", Database.parse(self.database))
         parts = urlsplit(self.public_url)
         if parts.scheme != "https" or not parts.netloc:
             raise ValueError("public_url must be an https URL: phones only open https venue codes")

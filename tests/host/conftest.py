@@ -1,14 +1,17 @@
-"""Host test fixtures: the app on a real SQLite file, a settable clock, signed device requests."""
+"""Host test fixtures: the app on each backend (SQLite, PostgreSQL), a clock, signed requests."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import warnings
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from host.app import create_app
 from host.core.config import Settings
+from host.storage import Database
 from shared.auth import public_key_bytes, sign_request
 from shared.keys import TrustStore, b64url
 from shared.messages import API_PREFIX, PublishedKey, trust_store
@@ -66,10 +70,50 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, clock: Clock) -> Settings:
-    return Settings(
-        db_path=tmp_path / "host.db", public_url=PUBLIC_URL, admin_token=ADMIN_TOKEN, clock=clock
-    )
+def settings(database: Path | str, clock: Clock) -> Settings:
+    return Settings(database=database, public_url=PUBLIC_URL, admin_token=ADMIN_TOKEN, clock=clock)
+
+
+def db_rows(settings: Settings, query: str, params: tuple = ()) -> list[tuple]:
+    """Rows straight from the host's database, whichever backend; UUIDs as their 16 bytes.
+
+    Write `query` with `?` placeholders.
+    """
+    database = settings.database
+    assert isinstance(database, Database)
+    if database.path is not None:
+        with closing(sqlite3.connect(database.path)) as db:
+            return db.execute(query, params).fetchall()
+    import psycopg
+
+    assert database.url is not None
+    with psycopg.connect(database.url) as db:
+        rows = db.execute(query.replace("?", "%s"), params).fetchall()
+    return [tuple(v.bytes if isinstance(v, UUID) else v for v in row) for row in rows]
+
+
+def db_contents(settings: Settings) -> bytes:
+    """Everything the host's database holds on disk (SQLite) or in its tables (PostgreSQL)."""
+    database = settings.database
+    assert isinstance(database, Database)
+    if database.path is not None:
+        files = sorted(database.path.parent.glob(f"{database.path.name}*"))
+        assert {path.name for path in files} >= {database.path.name}
+        return b"".join(path.read_bytes() for path in files)
+    import psycopg
+
+    assert database.url is not None
+    dumped = bytearray()
+    with psycopg.connect(database.url) as db:
+        tables = db.execute(
+            "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
+            " AND relnamespace = current_schema()::regnamespace"
+        ).fetchall()
+        for (table,) in tables:
+            with db.cursor().copy(f'COPY (SELECT * FROM "{table}") TO STDOUT') as copy:
+                for chunk in copy:
+                    dumped += chunk
+    return bytes(dumped)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import zxingcpp
 
 from host.core.config import Settings
 from host.signing import HostKeys
-from host.storage.sqlite import SqliteStorage
 from shared import healthcode, venuecode
 from shared.auth import HEADER_SERVER_TIME
 from shared.envelope import CredentialError
@@ -25,6 +24,7 @@ from tests.host.conftest import (
     Admin,
     Clock,
     Device,
+    db_contents,
     person_entry,
 )
 
@@ -137,7 +137,7 @@ def test_the_venue_page_checks_the_code_signature(admin: Admin, venue: dict, set
     assert "Not a valid venue code" in forged.text
 
     # A genuine signature for a venue the host does not know.
-    storage = SqliteStorage(settings.db_path)
+    storage = settings.database.open()
     try:
         keys = HostKeys.load(storage)
     finally:
@@ -241,9 +241,7 @@ def test_the_id_number_is_stored_nowhere(admin: Admin, settings: Settings):
     assert admin.request("POST", f"/people/{ref}/codes", json=paper).status_code == 200
     wrong = {"kind": "paper", "id_number": OTHER_ID_NUMBER}
     assert admin.request("POST", f"/people/{ref}/codes", json=wrong).status_code == 403
-    files = sorted(settings.db_path.parent.glob(f"{settings.db_path.name}*"))
-    assert {path.name for path in files} >= {"host.db", "host.db-wal"}
-    stored = b"".join(path.read_bytes() for path in files)
+    stored = db_contents(settings)
     for number in (ID_NUMBER, spaced, OTHER_ID_NUMBER, "19900307"):
         assert number.encode() not in stored
         assert number.encode("utf-16-le") not in stored

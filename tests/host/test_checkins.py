@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import sqlite3
 from datetime import timedelta
 from uuid import UUID
 
@@ -12,12 +11,11 @@ import pytest
 from host.core.config import Settings
 from shared.auth import HEADER_SERVER_TIME
 from shared.messages import API_PREFIX
-from tests.host.conftest import ID_NUMBER, START, Admin, Clock, Device
+from tests.host.conftest import ID_NUMBER, START, Admin, Clock, Device, db_rows
 
 
 def stored_checkins(settings: Settings) -> int:
-    with sqlite3.connect(settings.db_path) as db:
-        return db.execute("SELECT COUNT(*) FROM checkins").fetchone()[0]
+    return db_rows(settings, "SELECT COUNT(*) FROM checkins")[0][0]
 
 
 def post(device: Device, clock: Clock, checkins: list[dict]):
@@ -69,11 +67,11 @@ def test_check_ins_are_stored_as_sent(device: Device, clock: Clock, settings: Se
     )
     clock.advance(3)
     post(device, clock, [checkin])
-    with sqlite3.connect(settings.db_path) as db:
-        row = db.execute(
-            "SELECT id, device_id, venue_id, scanned_at, person_ref, kind, outcome, reasons,"
-            " temperature_c, clock_trusted, received_at FROM checkins"
-        ).fetchone()
+    (row,) = db_rows(
+        settings,
+        "SELECT id, device_id, venue_id, scanned_at, person_ref, kind, outcome, reasons,"
+        " temperature_c, clock_trusted, received_at FROM checkins",
+    )
     assert row == (
         UUID(checkin["id"]).bytes,
         device.device_id,
@@ -104,8 +102,7 @@ def test_the_thermometer_readings_are_stored_with_the_check_in(
     measured = device.checkin(outcome="deny", temperature_c=37.9, thermometer=FEVER_READINGS)
     unmeasured = device.checkin(temperature_c=None)
     assert post(device, clock, [measured, unmeasured]).status_code == 200
-    with sqlite3.connect(settings.db_path) as db:
-        rows = dict(db.execute("SELECT id, thermometer FROM checkins").fetchall())
+    rows = dict(db_rows(settings, "SELECT id, thermometer FROM checkins"))
     assert json.loads(rows[UUID(measured["id"]).bytes]) == FEVER_READINGS
     assert rows[UUID(unmeasured["id"]).bytes] is None
 

@@ -1,4 +1,4 @@
-"""The `sentinel host` command line: its arguments and where the admin token comes from."""
+"""The `sentinel host` command line: its arguments, the database it opens, the admin token."""
 
 import argparse
 import stat
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from host.cli import add_arguments, admin_token_for
+from host.cli import add_arguments, admin_token_file_for, run
+from host.storage import Database
 
 
 def test_serve_arguments():
@@ -16,26 +17,57 @@ def test_serve_arguments():
         ["serve", "--db", "/srv/host.db", "--public-url", "https://s.example.org", "--port", "9000"]
     )
     assert args.host_command == "serve"
-    assert args.db == Path("/srv/host.db")
-    assert (args.host, args.port) == ("127.0.0.1", 9000)
+    assert Database.parse(args.db) == Database(path=Path("/srv/host.db"))
+    assert (args.host, args.port, args.workers) == ("127.0.0.1", 9000, 1)
     assert args.admin_token_file is None
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--db", "/srv/host.db"])
 
 
-def test_the_admin_token_is_made_once_next_to_the_database(tmp_path: Path):
-    db = tmp_path / "state" / "host.db"
-    token = admin_token_for(db, None)
-    path = tmp_path / "state" / "admin-token"
-    assert path.read_text() == token + "\n"
+def test_the_admin_token_is_made_once_next_to_a_sqlite_database(tmp_path: Path):
+    db = Database(path=tmp_path / "state" / "host.db")
+    path = admin_token_file_for(db, None)
+    assert path == tmp_path / "state" / "admin-token"
+    token = path.read_text().strip()
+    assert token.startswith("admin_") and len(token) > 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert admin_token_for(db, None) == token
+    assert admin_token_file_for(db, None) == path
+    assert path.read_text().strip() == token
 
 
-def test_an_admin_token_file_is_read(tmp_path: Path):
+def test_an_admin_token_file_is_read_or_made_where_named(tmp_path: Path):
     given = tmp_path / "token"
     given.write_text("  operator-chosen-token-0123456789\n")
-    assert admin_token_for(tmp_path / "host.db", given) == "operator-chosen-token-0123456789"
+    assert admin_token_file_for(Database(path=tmp_path / "host.db"), given) == given
+    assert given.read_text() == "  operator-chosen-token-0123456789\n"
     assert not (tmp_path / "admin-token").exists()
-    with pytest.raises(FileNotFoundError):
-        admin_token_for(tmp_path / "host.db", tmp_path / "missing")
+    made = admin_token_file_for(Database(url="postgresql://127.0.0.1/test"), tmp_path / "new")
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+
+
+def test_postgresql_needs_a_named_token_file(capsys: pytest.CaptureFixture[str]):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["serve", "--db", "postgresql://127.0.0.1/test", "--public-url", "https://s.example.org"]
+    )
+    assert run(args) == 2
+    assert "--admin-token-file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--db", "mysql://127.0.0.1/x"], "unknown database URL scheme 'mysql'"),
+        (["--db", "host.db", "--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_bad_serve_options_are_clear_errors(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["serve", *options, "--public-url", "https://s.example.org"])
+    assert run(args) == 2
+    assert message in capsys.readouterr().err
+    assert not Path("mysql:").exists()

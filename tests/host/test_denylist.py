@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,15 @@ from host.core.config import Settings
 from shared.denylist import MEDIA_TYPE, DenyList, HashKind, identity_hash, person_hash
 from shared.messages import DeviceInfo
 from shared.sealed import CardIdentity, DocumentType
-from tests.host.conftest import ID_NUMBER, OTHER_ID_NUMBER, START, Admin, Clock, Device
+from tests.host.conftest import (
+    ID_NUMBER,
+    OTHER_ID_NUMBER,
+    START,
+    Admin,
+    Clock,
+    Device,
+    db_rows,
+)
 
 REASON = "certificate revoked by the district health office"
 ZERO_COUNTS = {kind.value: 0 for kind in HashKind}
@@ -60,8 +67,7 @@ def test_the_host_keeps_neither_reference_nor_number_beside_an_entry(
 ):
     person = admin.import_person()
     add(admin, {"id_number": ID_NUMBER}, {"person_ref": person["person_ref"]})
-    with sqlite3.connect(settings.db_path) as db:
-        rows = db.execute("SELECT * FROM denylist_entries ORDER BY kind").fetchall()
+    rows = db_rows(settings, "SELECT * FROM denylist_entries ORDER BY kind")
     card = CardIdentity.of(DocumentType.CN_ID, "CHN", ID_NUMBER)
     assert rows == [
         ("identity", identity_hash(card), REASON, START_MS),

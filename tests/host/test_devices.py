@@ -1,8 +1,6 @@
 """Device enrollment and signed device requests: signatures, replays, clock skew, revocation."""
 
-import sqlite3
 import threading
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -10,7 +8,7 @@ from host.core.config import Settings
 from shared.auth import HEADER_SERVER_TIME, MAX_SKEW_MS, public_key_bytes
 from shared.keys import KeyPurpose, b64url
 from shared.messages import API_PREFIX, DeviceConfig, trust_store
-from tests.host.conftest import Admin, Clock, Device
+from tests.host.conftest import Admin, Clock, Device, db_rows
 
 ENROLL = f"{API_PREFIX}/devices/enroll"
 
@@ -191,8 +189,7 @@ def test_an_oversized_body_is_refused(device: Device, clock: Clock, settings: Se
 
 def test_old_nonces_are_purged(device: Device, clock: Clock, settings: Settings):
     def nonces() -> int:
-        with sqlite3.connect(Path(settings.db_path)) as db:
-            return db.execute("SELECT COUNT(*) FROM device_nonces").fetchone()[0]
+        return db_rows(settings, "SELECT COUNT(*) FROM device_nonces")[0][0]
 
     for _ in range(3):
         assert device.request("GET", "/device/config", time_ms=clock.ms()).status_code == 200

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from uuid import UUID
 
 from host.core.config import Settings
 from shared.messages import SealingKeyOut
 from shared.sealed import CardIdentity, DocumentType, seal
-from tests.host.conftest import ID_NUMBER, OTHER_ID_NUMBER, Admin, Clock, Device
+from tests.host.conftest import ID_NUMBER, OTHER_ID_NUMBER, Admin, Clock, Device, db_rows
 
 
 def sealed_for(device: Device, id_number: str) -> str:
@@ -75,12 +74,11 @@ def test_ingest_keeps_the_holders_reference_and_drops_the_seal(
     )
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 3  # a seal that does not open costs the reference only
-    with sqlite3.connect(settings.db_path) as db:
-        stored = {
-            str(UUID(bytes=row_id)): person_ref
-            for row_id, person_ref in db.execute("SELECT id, person_ref FROM checkins")
-        }
-        everything = repr(db.execute("SELECT * FROM checkins").fetchall())
+    stored = {
+        str(UUID(bytes=row_id)): person_ref
+        for row_id, person_ref in db_rows(settings, "SELECT id, person_ref FROM checkins")
+    }
+    everything = repr(db_rows(settings, "SELECT * FROM checkins"))
     assert stored[known["id"]] == person["person_ref"]
     assert stored[stranger["id"]].startswith("u_")
     assert stored[damaged["id"]] is None

@@ -1,0 +1,457 @@
+"""The SQL both backends share: every query but the schema, check-in ingest and retention."""
+
+from __future__ import annotations
+
+import functools
+import json
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from operator import attrgetter
+from typing import Any
+
+from host.core.times import HOUR_MS, from_ms, to_ms
+from host.storage.base import (
+    DenyListEntry,
+    DenyListSnapshot,
+    DenyListState,
+    DeviceRecord,
+    EnrollmentRefused,
+    HourCount,
+    PersonRecord,
+    ReportRecord,
+    Storage,
+    VenueRecord,
+)
+from shared.denylist import HashKind
+from shared.healthcode import Colour, NucleicTest, TestResult
+from shared.messages import CheckIn, DeviceForm, DeviceReport, HostStats
+from shared.policy import Outcome, RuleSet, VenueCategory
+
+# A device's last-seen time is written at most this often: a busy kiosk's requests would
+# otherwise all queue on its one row.
+LAST_SEEN_RESOLUTION_MS = 1000
+
+VENUE_COLUMNS = "id, name, address, category, code_url, rules, created_at"
+PERSON_COLUMNS = "person_ref, id_hmac, colour, test_sampled_at, test_result, updated_at"
+DEVICE_COLUMNS = "id, name, form, venue_id, public_key, enrolled_at, last_seen_at, revoked_at"
+# A newly imported test replaces the stored one only if it is at least as recent.
+NEWER_TEST = (
+    "excluded.test_sampled_at IS NOT NULL AND (people.test_sampled_at IS NULL"
+    " OR excluded.test_sampled_at >= people.test_sampled_at)"
+)
+UPSERT_PERSON = f"""
+    INSERT INTO people ({PERSON_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id_hmac) DO UPDATE SET
+        colour = excluded.colour,
+        test_sampled_at = CASE WHEN {NEWER_TEST}
+            THEN excluded.test_sampled_at ELSE people.test_sampled_at END,
+        test_result = CASE WHEN {NEWER_TEST}
+            THEN excluded.test_result ELSE people.test_result END,
+        updated_at = excluded.updated_at"""
+CHECKIN_COLUMNS = (
+    "id, device_id, venue_id, scanned_at, person_ref, kind, outcome, reasons, temperature_c,"
+    " thermometer, clock_trusted, received_at"
+)
+HOURLY_COUNTS = f"""
+    SELECT scanned_at / {HOUR_MS} AS hour, COUNT(*),
+        SUM(CASE WHEN outcome = '{Outcome.PASS.value}' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN outcome = '{Outcome.DENY.value}' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN outcome = '{Outcome.REFER.value}' THEN 1 ELSE 0 END)
+    FROM checkins
+    WHERE venue_id = ? AND scanned_at >= ? AND scanned_at < ?
+    GROUP BY hour ORDER BY hour"""
+RAISE_DENYLIST_VERSION = """
+    INSERT INTO denylist_version (only_row, version, changed_at) VALUES (1, 1, ?)
+    ON CONFLICT (only_row) DO UPDATE
+    SET version = denylist_version.version + 1, changed_at = excluded.changed_at"""
+LOOKUP_CHUNK = 500  # well under SQLite's limit on bound parameters
+PURGE_CHUNK = 5000  # check-ins deleted per transaction, so that ingest is never held up long
+
+
+@functools.lru_cache(maxsize=4096)
+def reasons_json(reasons: tuple[str, ...]) -> str:
+    """Reasons as JSON text; devices repeat the same few, so encoding each once saves time."""
+    return json.dumps(reasons, ensure_ascii=False, separators=(",", ":"))
+
+
+def checkin_rows(
+    device_id: str,
+    venue_id: str,
+    received_at_ms: int,
+    checkins: Sequence[CheckIn],
+    id_value: Callable[[CheckIn], Any],
+) -> list[tuple[Any, ...]]:
+    """Rows in `CHECKIN_COLUMNS` order, doing little per check-in: this is the ingest hot path.
+
+    `id_value` gives the id as the backend stores it (`ID_BYTES` or `ID_UUID`). The str enums
+    bind as their text, so there is no `.value` lookup per field.
+    """
+    return [
+        (
+            id_value(c),
+            device_id,
+            venue_id,
+            to_ms(c.scanned_at),
+            c.person_ref,
+            c.kind,
+            c.outcome,
+            reasons_json(tuple(c.reasons)),
+            c.temperature_c,
+            None if c.thermometer is None else c.thermometer.model_dump_json(),
+            c.clock_trusted,
+            received_at_ms,
+        )
+        for c in checkins
+    ]
+
+
+ID_BYTES = attrgetter("id.bytes")  # SQLite: the UUID's 16 bytes
+ID_UUID = attrgetter("id")  # PostgreSQL: its uuid type
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """`items` in consecutive slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _venue(row: Sequence[Any]) -> VenueRecord:
+    id_, name, address, category, code_url, rules, created_at = row
+    return VenueRecord(
+        id=id_,
+        name=name,
+        address=address,
+        category=VenueCategory(category),
+        code_url=code_url,
+        rules=None if rules is None else RuleSet.model_validate_json(rules),
+        created_at_ms=created_at,
+    )
+
+
+def _person(row: Sequence[Any]) -> PersonRecord:
+    person_ref, id_hmac, colour, sampled_at, result, updated_at = row
+    test = None if sampled_at is None else NucleicTest(from_ms(sampled_at), TestResult(result))
+    return PersonRecord(person_ref, bytes(id_hmac), Colour(colour), test, updated_at)
+
+
+def _person_row(person: PersonRecord) -> tuple[Any, ...]:
+    test = person.test
+    return (
+        person.person_ref,
+        person.id_hmac,
+        person.colour.value,
+        None if test is None else to_ms(test.sampled_at),
+        None if test is None else test.result.value,
+        person.updated_at_ms,
+    )
+
+
+def _device(row: Sequence[Any]) -> DeviceRecord:
+    id_, name, form, venue_id, public_key, enrolled_at, last_seen_at, revoked_at = row
+    return DeviceRecord(
+        id_, name, DeviceForm(form), venue_id, public_key, enrolled_at, last_seen_at, revoked_at
+    )
+
+
+def _denylist_head(row: Sequence[Any] | None) -> tuple[int, int | None]:
+    """The deny list's version and last change: (0, None) before its first change."""
+    return (0, None) if row is None else (row[0], row[1])
+
+
+class SqlStorage(Storage):
+    """Storage on a DB-API connection; a backend supplies connections, transactions and ingest.
+
+    Queries are written with `?` placeholders; `_sql` turns them into the backend's own.
+    """
+
+    @abstractmethod
+    def _connection(self) -> AbstractContextManager[Any]:
+        """A connection of the backend's, outside any transaction (each statement commits)."""
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Any]:
+        """A connection in a write transaction, committed on leaving, rolled back on error."""
+
+    @abstractmethod
+    def _snapshot(self) -> AbstractContextManager[Any]:
+        """A connection in a read-only transaction: every query sees the same snapshot."""
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _executemany(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run `sql` once per row; how many rows the runs changed in all."""
+        return conn.executemany(self._sql(sql), rows).rowcount
+
+    def _run(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return conn.execute(self._sql(sql), params)
+
+    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._connection() as conn:
+            return self._run(conn, sql, params).fetchone()
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._connection() as conn:
+            return self._run(conn, sql, params).fetchall()
+
+    # ---- host secrets ------------------------------------------------------------------------
+
+    def ensure_secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "INSERT INTO host_secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (name, make()),
+            )
+            (value,) = self._run(
+                conn, "SELECT value FROM host_secrets WHERE name = ?", (name,)
+            ).fetchone()
+        return bytes(value)
+
+    # ---- venues ------------------------------------------------------------------------------
+
+    def add_venue(self, venue: VenueRecord) -> None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                f"INSERT INTO venues ({VENUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    venue.id,
+                    venue.name,
+                    venue.address,
+                    venue.category.value,
+                    venue.code_url,
+                    None if venue.rules is None else venue.rules.model_dump_json(),
+                    venue.created_at_ms,
+                ),
+            )
+
+    def get_venue(self, venue_id: str) -> VenueRecord | None:
+        row = self._fetchone(f"SELECT {VENUE_COLUMNS} FROM venues WHERE id = ?", (venue_id,))
+        return None if row is None else _venue(row)
+
+    def list_venues(self) -> list[VenueRecord]:
+        rows = self._fetchall(f"SELECT {VENUE_COLUMNS} FROM venues ORDER BY created_at, id")
+        return [_venue(row) for row in rows]
+
+    def set_venue_rules(self, venue_id: str, rules: RuleSet) -> None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "UPDATE venues SET rules = ? WHERE id = ?",
+                (rules.model_dump_json(), venue_id),
+            )
+
+    # ---- people ------------------------------------------------------------------------------
+
+    def upsert_people(self, people: Sequence[PersonRecord]) -> list[PersonRecord]:
+        hmacs = list(dict.fromkeys(person.id_hmac for person in people))
+        stored: dict[bytes, PersonRecord] = {}
+        with self._write() as conn:
+            self._executemany(conn, UPSERT_PERSON, [_person_row(person) for person in people])
+            for chunk in chunks(hmacs, LOOKUP_CHUNK):
+                marks = ", ".join("?" * len(chunk))
+                found = self._run(
+                    conn, f"SELECT {PERSON_COLUMNS} FROM people WHERE id_hmac IN ({marks})", chunk
+                )
+                for row in found.fetchall():
+                    person = _person(row)
+                    stored[person.id_hmac] = person
+        return [stored[person.id_hmac] for person in people]
+
+    def get_person(self, person_ref: str) -> PersonRecord | None:
+        row = self._fetchone(
+            f"SELECT {PERSON_COLUMNS} FROM people WHERE person_ref = ?", (person_ref,)
+        )
+        return None if row is None else _person(row)
+
+    # ---- devices -----------------------------------------------------------------------------
+
+    def add_enrollment_token(
+        self, token_hash: bytes, venue_id: str, created_at_ms: int, expires_at_ms: int
+    ) -> None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "INSERT INTO enrollment_tokens (token_hash, venue_id, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (token_hash, venue_id, created_at_ms, expires_at_ms),
+            )
+
+    def enroll_device(
+        self,
+        token_hash: bytes,
+        *,
+        device_id: str,
+        name: str,
+        form: DeviceForm,
+        public_key: str,
+        now_ms: int,
+    ) -> DeviceRecord:
+        with self._write() as conn:
+            row = self._run(
+                conn,
+                "SELECT venue_id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?",
+                (token_hash,),
+            ).fetchone()
+            if row is None:
+                raise EnrollmentRefused("bad-token", "no such enrollment token")
+            venue_id, expires_at, used_at = row
+            if used_at is not None:
+                raise EnrollmentRefused("token-used", "the enrollment token was already used")
+            if expires_at <= now_ms:
+                raise EnrollmentRefused("token-expired", "the enrollment token has expired")
+            # The claim is the guard: of two transactions that both read the token unused, the
+            # second's update waits for the first, then finds it used and changes nothing.
+            claimed = self._run(
+                conn,
+                "UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+                (now_ms, token_hash),
+            ).rowcount
+            if claimed != 1:
+                raise EnrollmentRefused("token-used", "the enrollment token was already used")
+            device = DeviceRecord(device_id, name, form, venue_id, public_key, now_ms, None, None)
+            self._run(
+                conn,
+                f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (device_id, name, form.value, venue_id, public_key, now_ms, None, None),
+            )
+        return device
+
+    def get_device(self, device_id: str) -> DeviceRecord | None:
+        row = self._fetchone(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?", (device_id,))
+        return None if row is None else _device(row)
+
+    def list_devices(self) -> list[DeviceRecord]:
+        rows = self._fetchall(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, id")
+        return [_device(row) for row in rows]
+
+    def revoke_device(self, device_id: str, now_ms: int) -> DeviceRecord | None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now_ms, device_id),
+            )
+            row = self._run(
+                conn, f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?", (device_id,)
+            ).fetchone()
+        return None if row is None else _device(row)
+
+    def accept_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
+        with self._write() as conn:
+            fresh = self._run(
+                conn,
+                "INSERT INTO device_nonces (device_id, nonce, seen_at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (device_id, nonce, now_ms),
+            ).rowcount
+            if fresh:
+                self._run(
+                    conn,
+                    "UPDATE devices SET last_seen_at = ? WHERE id = ?"
+                    " AND (last_seen_at IS NULL OR last_seen_at <= ?)",
+                    (now_ms, device_id, now_ms - LAST_SEEN_RESOLUTION_MS),
+                )
+        return bool(fresh)
+
+    def purge_nonces(self, before_ms: int) -> int:
+        with self._write() as conn:
+            return self._run(
+                conn, "DELETE FROM device_nonces WHERE seen_at < ?", (before_ms,)
+            ).rowcount
+
+    # ---- check-ins ---------------------------------------------------------------------------
+
+    def hourly_counts(self, venue_id: str, since_ms: int, until_ms: int) -> list[HourCount]:
+        rows = self._fetchall(HOURLY_COUNTS, (venue_id, since_ms, until_ms))
+        return [
+            HourCount(hour * HOUR_MS, total, passed, denied, referred)
+            for hour, total, passed, denied, referred in rows
+        ]
+
+    def stats(self) -> HostStats:
+        with self._snapshot() as conn:
+            venues, people, devices, checkins = (
+                self._run(conn, f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("venues", "people", "devices", "checkins")
+            )
+        return HostStats(venues=venues, people=people, devices=devices, checkins=checkins)
+
+    # ---- deny list ---------------------------------------------------------------------------
+
+    def find_person_by_id_hmac(self, id_hmac: bytes) -> PersonRecord | None:
+        row = self._fetchone(f"SELECT {PERSON_COLUMNS} FROM people WHERE id_hmac = ?", (id_hmac,))
+        return None if row is None else _person(row)
+
+    def add_denylist_entries(self, entries: Sequence[DenyListEntry], now_ms: int) -> int:
+        rows = [(entry.kind.value, entry.digest, entry.reason, now_ms) for entry in entries]
+        with self._write() as conn:
+            added = self._executemany(
+                conn,
+                "INSERT INTO denylist_entries (kind, digest, reason, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            if added:
+                self._run(conn, RAISE_DENYLIST_VERSION, (now_ms,))
+        return added
+
+    def remove_denylist_entry(self, kind: HashKind, digest: bytes, now_ms: int) -> bool:
+        with self._write() as conn:
+            removed = self._run(
+                conn,
+                "DELETE FROM denylist_entries WHERE kind = ? AND digest = ?",
+                (kind.value, digest),
+            ).rowcount
+            if removed:
+                self._run(conn, RAISE_DENYLIST_VERSION, (now_ms,))
+        return bool(removed)
+
+    def denylist_version(self) -> int:
+        row = self._fetchone("SELECT version FROM denylist_version")
+        return 0 if row is None else row[0]
+
+    def _denylist_read(self, sql: str) -> tuple[int, int | None, list[Any]]:
+        """The version, last change and the rows of `sql`, from one snapshot."""
+        with self._snapshot() as conn:
+            head = self._run(conn, "SELECT version, changed_at FROM denylist_version").fetchone()
+            rows = self._run(conn, sql).fetchall()
+        return (*_denylist_head(head), rows)
+
+    def denylist_state(self) -> DenyListState:
+        version, changed_at_ms, counts = self._denylist_read(
+            "SELECT kind, COUNT(*) FROM denylist_entries GROUP BY kind"
+        )
+        return DenyListState(
+            version, changed_at_ms, {HashKind(kind): count for kind, count in counts}
+        )
+
+    def denylist_snapshot(self) -> DenyListSnapshot:
+        version, changed_at_ms, rows = self._denylist_read(
+            "SELECT kind, digest FROM denylist_entries"
+        )
+        kinds = {kind.value: kind for kind in HashKind}  # a dict lookup: 100k rows and more
+        return DenyListSnapshot(
+            version, changed_at_ms, [(kinds[kind], bytes(digest)) for kind, digest in rows]
+        )
+
+    # ---- device reports ----------------------------------------------------------------------
+
+    def save_device_report(self, device_id: str, received_at_ms: int, report: DeviceReport) -> None:
+        with self._write() as conn:
+            self._run(
+                conn,
+                "INSERT INTO device_reports (device_id, received_at, report) VALUES (?, ?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET"
+                " received_at = excluded.received_at, report = excluded.report",
+                (device_id, received_at_ms, report.model_dump_json()),
+            )
+
+    def device_reports(self) -> dict[str, ReportRecord]:
+        rows = self._fetchall("SELECT device_id, received_at, report FROM device_reports")
+        return {
+            device_id: ReportRecord(received_at, DeviceReport.model_validate_json(report))
+            for device_id, received_at, report in rows
+        }
