@@ -1,6 +1,7 @@
 """A whole check-in cycle on one machine: a host, two enrolled kiosks, codes shown to their cameras.
 
-The demo starts `sentinel host serve` on 127.0.0.1 with a fresh SQLite database, registers a
+The demo starts `sentinel host serve` on 127.0.0.1 with a fresh SQLite database (or, with
+`--db postgresql://...`, a PostgreSQL schema of its own, dropped afterwards), registers a
 public venue and a residential compound, imports people, enrolls one kiosk at each venue through
 the real enrollment path, renders camera frames holding real codes issued by the host (and a
 forged, a foreign and a plain-text one), runs `sentinel device run` over them as separate
@@ -105,6 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=2022, help="seed for the simulated camera noise"
     )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="run the host on PostgreSQL, in a schema of its own dropped afterwards, e.g. "
+        "postgresql://127.0.0.1/test (default: a SQLite file in the work directory)",
+    )
 
 
 def free_port() -> int:
@@ -201,13 +208,38 @@ class HostProcess:
 
 
 @contextmanager
-def running_host(workdir: Path, admin_token: str) -> Iterator[HostProcess]:
-    host = HostProcess(workdir, free_port(), admin_token)
-    host.start()
+def host_database(workdir: Path, db: str | None) -> Iterator[Path | str]:
+    """A fresh SQLite file in `workdir`, or a fresh schema in the PostgreSQL database at `db`.
+
+    The schema is dropped afterwards, so the demo leaves the database as it found it.
+    """
+    if db is None:
+        yield workdir / "host.db"
+        return
+    import psycopg
+
+    from host.storage import Database
+    from host.storage.postgres import scratch_schema
+
+    database = Database.parse(db)
+    if not database.is_postgres:
+        raise ValueError(f"--db takes a postgresql:// URL (the default is SQLite): {db}")
     try:
-        yield host
-    finally:
-        host.stop()
+        with scratch_schema(db, "sentinel_demo") as url:
+            yield url
+    except psycopg.OperationalError as error:
+        raise RuntimeError(f"{database.describe()}: {error}") from None
+
+
+@contextmanager
+def running_host(workdir: Path, admin_token: str, db: str | None = None) -> Iterator[HostProcess]:
+    with host_database(workdir, db) as database:
+        host = HostProcess(workdir, free_port(), admin_token, db=database)
+        host.start()
+        try:
+            yield host
+        finally:
+            host.stop()
 
 
 class Admin:
@@ -369,10 +401,10 @@ def kiosk_counts(kiosk: Kiosk) -> dict[str, int]:
     return json.loads(result.stdout)
 
 
-def run_demo(workdir: Path, seed: int) -> dict[str, Any]:
+def run_demo(workdir: Path, seed: int, db: str | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     admin_token = os.urandom(24).hex()
-    with running_host(workdir, admin_token) as host:
+    with running_host(workdir, admin_token, db) as host:
         url = host.url
         admin = Admin(url, admin_token)
         public = admin.venue("Central Library", "1 Library Road", "public_place")
@@ -505,8 +537,14 @@ def demo_workdir(keep: Path | None) -> Iterator[Path]:
 def run(args: argparse.Namespace) -> int:
     with demo_workdir(args.workdir) as workdir:
         try:
-            result = run_demo(workdir, args.seed)
-        except (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError) as error:
+            result = run_demo(workdir, args.seed, args.db)
+        except (
+            RuntimeError,
+            ValueError,
+            OSError,
+            subprocess.SubprocessError,
+            httpx.HTTPError,
+        ) as error:
             hint = (
                 f"logs are in {workdir}" if args.workdir else "run with --workdir DIR to keep logs"
             )

@@ -61,14 +61,20 @@ def postgres_unreachable() -> str | None:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL of a fresh schema in the test PostgreSQL, dropped after the test."""
+def postgres_server() -> str:
+    """The test PostgreSQL's URL; the test is skipped, saying why, where none answers."""
     reason = postgres_unreachable()
     if reason is not None:
         pytest.skip(reason)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL of a fresh schema in the test PostgreSQL, dropped after the test."""
     from host.storage.postgres import scratch_schema
 
-    with scratch_schema(POSTGRES_URL, "sentinel_test") as url:
+    with scratch_schema(postgres_server, "sentinel_test") as url:
         yield url
 
 

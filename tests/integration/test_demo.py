@@ -14,16 +14,19 @@ from sentinel.demo import CASES, sentinel_command
 pytestmark = pytest.mark.integration
 
 
-def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
+def run_demo(*options: str) -> dict:
     result = subprocess.run(
-        sentinel_command("demo", "--json", "--workdir", str(tmp_path / "demo")),
+        sentinel_command("demo", "--json", *options),
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def assert_every_case_decided_and_synced(report: dict) -> None:
     decisions = {item["case"]: item for item in report["decisions"]}
     assert list(decisions) == [case.name for case in CASES]
     for case in ("green", "stale-test-residential"):
@@ -45,6 +48,10 @@ def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
     assert "repeat" in decisions["repeat"]["reasons"][0]
     # Nine people decided (the ignored two make no check-in), all of them on the host once.
     assert report["recorded"] == report["synced"] == report["host_checkins"] == 9
+
+
+def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
+    assert_every_case_decided_and_synced(run_demo("--workdir", str(tmp_path / "demo")))
     # The fever, the clinic's one case, reached the host with the thermometer's raw readings:
     # a high reading, measured again.
     with closing(sqlite3.connect(tmp_path / "demo" / "host.db")) as db:
@@ -60,3 +67,19 @@ def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
         "raw": [38.2, 38.2],
         "implausible_raw": [],
     }
+
+
+def test_the_demo_on_postgresql_decides_the_same_and_leaves_no_schema(
+    postgres_server: str,
+) -> None:
+    import psycopg
+
+    def demo_schemas() -> list[tuple]:
+        with psycopg.connect(postgres_server) as db:
+            return db.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sentinel_demo_%'"
+            ).fetchall()
+
+    before = demo_schemas()
+    assert_every_case_decided_and_synced(run_demo("--db", postgres_server))
+    assert demo_schemas() == before
