@@ -13,7 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.envelope import CredentialError, Stage
 from shared.keys import SigningKey, TrustStore
-from shared.rules.certlogic import CertLogicError, evaluate, format_date_time, is_truthy, validate
+from shared.rules.certlogic import (
+    CertLogicError,
+    evaluate,
+    evaluate_validated,
+    format_date_time,
+    is_truthy,
+    validate,
+)
 from shared.signed import open_document, sign_document
 
 RULESET_DOCUMENT = "ruleset"
@@ -201,7 +208,7 @@ def decide(ruleset: RuleSet | None, facts: Facts) -> Decision:
         if facts.kind not in rule.kinds or (rule.reads_clock and not facts.clock_trusted):
             continue
         try:
-            satisfied = is_truthy(evaluate(rule.logic, data))
+            satisfied = is_truthy(evaluate_validated(rule.logic, data))  # checked at Rule()
         except CertLogicError:
             referrals.append(f"rule-error: could not evaluate [{rule.id}]")
             continue

@@ -28,7 +28,14 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from host.core.times import from_ms
-from host.storage.sql import CHECKIN_COLUMNS, ID_UUID, PURGE_CHUNK, SqlStorage, checkin_rows
+from host.storage.sql import (
+    CHECKIN_COLUMNS,
+    ID_UUID,
+    LAST_SEEN_RESOLUTION_MS,
+    PURGE_CHUNK,
+    SqlStorage,
+    checkin_rows,
+)
 from shared.messages import CheckIn
 
 log = logging.getLogger(__name__)
@@ -130,6 +137,19 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 STAGING = """CREATE TEMPORARY TABLE IF NOT EXISTS checkin_staging
     (LIKE checkins INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
 COPY_STAGING = f"COPY checkin_staging ({CHECKIN_COLUMNS}) FROM STDIN"
+# One round trip: record the nonce and, if it is new, the device's last-seen time (at most once
+# per LAST_SEEN_RESOLUTION_MS, so a busy device's requests do not queue on its row).
+ACCEPT_NONCE = f"""
+    WITH fresh AS (
+        INSERT INTO device_nonces (device_id, nonce, seen_at)
+        VALUES (%(device)s, %(nonce)s, %(now)s)
+        ON CONFLICT DO NOTHING RETURNING 1
+    ), seen AS (
+        UPDATE devices SET last_seen_at = %(now)s
+        WHERE id = %(device)s AND EXISTS (SELECT 1 FROM fresh)
+            AND (last_seen_at IS NULL OR last_seen_at <= %(now)s - {LAST_SEEN_RESOLUTION_MS})
+    )
+    SELECT count(*) FROM fresh"""
 INSERT_STAGED = (
     f"INSERT INTO checkins ({CHECKIN_COLUMNS}) SELECT {CHECKIN_COLUMNS} FROM checkin_staging"
     " ON CONFLICT DO NOTHING"
@@ -287,6 +307,13 @@ class PostgresStorage(SqlStorage):
 
     def close(self) -> None:
         self._pool.close()
+
+    def accept_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
+        with self._connection() as conn:  # one statement: its own transaction
+            row = conn.execute(
+                ACCEPT_NONCE, {"device": device_id, "nonce": nonce, "now": now_ms}
+            ).fetchone()
+        return bool(row and row[0])
 
     # ---- check-ins ---------------------------------------------------------------------------
 

@@ -116,6 +116,12 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+@functools.lru_cache(maxsize=1024)
+def _ruleset(stored: str) -> RuleSet:
+    """A stored rule set, parsed (and its CertLogic validated) once per text: it is frozen."""
+    return RuleSet.model_validate_json(stored)
+
+
 def _venue(row: Sequence[Any]) -> VenueRecord:
     id_, name, address, category, code_url, rules, created_at = row
     return VenueRecord(
@@ -124,7 +130,7 @@ def _venue(row: Sequence[Any]) -> VenueRecord:
         address=address,
         category=VenueCategory(category),
         code_url=code_url,
-        rules=None if rules is None else RuleSet.model_validate_json(rules),
+        rules=None if rules is None else _ruleset(rules),
         created_at_ms=created_at,
     )
 

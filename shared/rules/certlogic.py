@@ -72,14 +72,22 @@ def evaluate(expression: Any, data: Any) -> Any:
     """
     try:
         issues = validate(expression)
-        if issues:
-            first = issues[0]
-            where = f" at {first.path}" if first.path else ""
-            raise CertLogicError(
-                f"invalid CertLogic expression{where}: {first.message}",
-                operation=_operator_of(first.expr),
-                issues=tuple(issues),
-            )
+    except RecursionError:
+        raise CertLogicError("expression too deeply nested for the interpreter's stack") from None
+    if issues:
+        first = issues[0]
+        where = f" at {first.path}" if first.path else ""
+        raise CertLogicError(
+            f"invalid CertLogic expression{where}: {first.message}",
+            operation=_operator_of(first.expr),
+            issues=tuple(issues),
+        )
+    return evaluate_validated(expression, data)
+
+
+def evaluate_validated(expression: Any, data: Any) -> Any:
+    """`evaluate` for an expression known valid, such as a rule's logic, checked when made."""
+    try:
         return _evaluate(expression, data)
     except RecursionError:
         raise CertLogicError("expression too deeply nested for the interpreter's stack") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,8 +280,13 @@ def _common_rules(spec: CategoryRules) -> list[Rule]:
     return rules
 
 
+@functools.cache
 def default_ruleset(category: VenueCategory, version: int = 1) -> RuleSet:
-    """The rule set a venue of this category gets until the host is given another."""
+    """The rule set a venue of this category gets until the host is given another.
+
+    Made once per category: a rule set is frozen, and building one validates every rule's
+    CertLogic, which would otherwise be paid on every decision.
+    """
     spec = CATEGORY_RULES[category]
     return RuleSet(
         version=version,
