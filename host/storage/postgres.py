@@ -162,9 +162,17 @@ def _placeholders(query: str) -> str:
     return query.replace("%", "%%").replace("?", "%s")
 
 
-def day_of_id(value: uuid.UUID) -> int | None:
-    """The UTC day (days since 1970) a UUIDv7 was made on; None for other versions."""
-    return (value.int >> 80) // DAY_MS if value.version == 7 else None
+def days_of_ids(checkins: Sequence[CheckIn]) -> set[int]:
+    """The UTC days (since 1970) the check-ins' UUIDv7 ids were made on; other versions have none.
+
+    Read from the id's bits (version in bits 76-79, milliseconds above bit 80): UUID.version
+    is a Python property, and this runs for every check-in ingested.
+    """
+    return {
+        (number >> 80) // DAY_MS
+        for number in (checkin.id.int for checkin in checkins)
+        if (number >> 76) & 0xF == 7
+    }
 
 
 def id_floor(day: int) -> uuid.UUID:
@@ -321,7 +329,7 @@ class PostgresStorage(SqlStorage):
         self, device_id: str, venue_id: str, received_at_ms: int, checkins: Sequence[CheckIn]
     ) -> int:
         """COPY the batch into this connection's staging table, then insert what is new."""
-        self._ensure_partitions({day_of_id(checkin.id) for checkin in checkins}, received_at_ms)
+        self._ensure_partitions(days_of_ids(checkins), received_at_ms)
         rows = checkin_rows(device_id, venue_id, received_at_ms, checkins, ID_UUID)
         with self._write() as conn:
             with conn.cursor() as cursor, cursor.copy(COPY_STAGING) as copy:
@@ -329,14 +337,13 @@ class PostgresStorage(SqlStorage):
                     copy.write_row(row)
             return conn.execute(INSERT_STAGED).rowcount  # staged rows go at commit
 
-    def _ensure_partitions(self, days: set[int | None], now_ms: int) -> None:
+    def _ensure_partitions(self, days: set[int], now_ms: int) -> None:
         """Make the partitions of the days near `now_ms` that check-ins are about to need."""
         today = now_ms // DAY_MS
         wanted = {
             day
             for day in days
-            if day is not None
-            and today - PARTITION_DAYS_BEHIND <= day <= today + PARTITION_DAYS_AHEAD
+            if today - PARTITION_DAYS_BEHIND <= day <= today + PARTITION_DAYS_AHEAD
         }
         with self._partitions_lock:
             missing = sorted(wanted - self._partitions)

@@ -5,6 +5,7 @@ sentinel bench pipeline  a kiosk clip through the agent offline: ms per frame, p
 sentinel bench verify    µs per credential verified (EU DCC ES256 and PS256, health, venue codes)
 sentinel bench card      ms per eMRTD read (BAC, EF.COM, DG1) and per GA 467 ID-card read
 sentinel bench sync      check-in commits/s by SQLite synchronous level; a backlog synced to a host
+sentinel bench host      host ingest, verify and venue page rates and RSS, SQLite and PostgreSQL
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+from dataclasses import replace
 from datetime import UTC, datetime
 
 
@@ -61,6 +63,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     card = benches.add_parser("card", help="ID card and passport reads")
     card.add_argument("--reads", type=int, default=50, help="timed reads per row")
     card.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    host = benches.add_parser("host", help="host ingest and request rates, SQLite and PostgreSQL")
+    host.add_argument(
+        "--checkins", type=int, help="check-ins stored straight (default 100,000; quick 2,000)"
+    )
+    host.add_argument(
+        "--http-checkins", type=int, help="check-ins synced over HTTP a run (default 20,000)"
+    )
+    host.add_argument("--seconds", type=float, help="each wrk run (default 10; quick 2)")
+    host.add_argument("--connections", type=int, default=64, help="wrk's open connections")
+    host.add_argument(
+        "--db-url",
+        default="postgresql://127.0.0.1:5432/test",
+        help="the PostgreSQL database (a scratch schema in it for each host)",
+    )
+    host.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["sqlite", "postgresql"],
+        default=["sqlite", "postgresql"],
+        metavar="BACKEND",
+    )
+    host.add_argument(
+        "--quick", action="store_true", help="a small run: 2,000 check-ins each, 2 s per wrk run"
+    )
+    host.add_argument("--json", action="store_true", help="one JSON object instead of tables")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         return _sync(args, header)
     if args.bench == "card":
         return _card(args, header)
+    if args.bench == "host":
+        return _host(args, header)
     from sentinel.bench import pipeline
 
     result = pipeline.measure(people=args.people, seed=args.seed)
@@ -186,5 +215,29 @@ def _sync(args: argparse.Namespace, header: str) -> int:
         f"Check-in commits and backlog sync ({header}; host `sentinel host serve` on "
         "127.0.0.1, SQLite WAL, synchronous=FULL on both sides)\n"
     )
+    print("\n".join(result.tables()))
+    return 0
+
+
+def _host(args: argparse.Namespace, header: str) -> int:
+    from sentinel.bench import host
+
+    given = {
+        "checkins": args.checkins,
+        "http_checkins": args.http_checkins,
+        "seconds": args.seconds,
+    }
+    sizes = replace(
+        host.QUICK if args.quick else host.FULL,
+        **{name: value for name, value in given.items() if value is not None},
+    )
+    result = host.measure(
+        backends=args.backends, db_url=args.db_url, sizes=sizes, connections=args.connections
+    )
+    if args.json:
+        print(json.dumps({"measured": header, **result.as_json()}))
+        return 0
+    backends = " and ".join(host.BACKEND_NAMES[backend] for backend in args.backends)
+    print(f"Host ingest and requests ({header}; {backends})\n")
     print("\n".join(result.tables()))
     return 0
