@@ -129,12 +129,15 @@ class SyncRun:
 
 
 class BenchHost:
-    """A real host process, and devices enrolled at venues of their own through the real path."""
+    """A real host process, and devices enrolled at venues of their own through the real path.
 
-    def __init__(self, workdir: Path) -> None:
+    By default on a new SQLite file in `workdir`; `db` names another (a PostgreSQL URL).
+    """
+
+    def __init__(self, workdir: Path, *, db: Path | str | None = None, workers: int = 1) -> None:
         self.workdir = workdir
         token = os.urandom(24).hex()
-        self.process = HostProcess(workdir, free_port(), token)
+        self.process = HostProcess(workdir, free_port(), token, db=db, workers=workers)
         self.admin = Admin(self.process.url, token)
 
     def __enter__(self) -> BenchHost:
@@ -162,14 +165,20 @@ class BenchHost:
 
 
 def sync_backlog(
-    host: BenchHost, backlog: int, seed: int, *, window: int, latency_ms: float | None
+    host: BenchHost,
+    backlog: int,
+    seed: int,
+    *,
+    window: int,
+    latency_ms: float | None,
+    name: str | None = None,
 ) -> SyncRun:
     """Fill a new device's store with `backlog` check-ins, then time the Syncer sending them all.
 
     With `latency_ms`, the device reaches the host through a FaultProxy adding that much to
-    every chunk each way; without, directly.
+    every chunk each way; without, directly. `name` names the device (and its files).
     """
-    name = "direct" if latency_ms is None else f"proxy-{latency_ms:g}ms"
+    name = name or ("direct" if latency_ms is None else f"proxy-{latency_ms:g}ms")
     device_id, venue_id, key = host.device(name)
     path = host.workdir / f"device-{name}.db"
     filling = Store(path, synchronous="OFF")  # setting up: fast, and not what is measured

@@ -73,7 +73,7 @@ class Host:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = os.urandom(16).hex()
         settings = Settings(
-            db_path=tmp_path / "host.db", public_url=PUBLIC_URL, admin_token=self.token
+            database=tmp_path / "host.db", public_url=PUBLIC_URL, admin_token=self.token
         )
         self.settings = settings
         self.faults: Faults | None = None

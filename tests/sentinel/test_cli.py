@@ -41,14 +41,15 @@ def test_top_level_help_lists_every_command() -> None:
 @pytest.mark.parametrize(
     ("command", "mentions"),
     [
-        (["host", "serve"], ["--db", "--public-url", "--admin-token-file"]),
+        (["host", "serve"], ["--db", "postgresql://", "--workers", "--admin-token-file"]),
         (["device", "enroll"], ["--token", "one-time", "--form"]),
         (["device", "run"], ["--source", "camera:N", "--exit-when-done", "--repeat-window"]),
         (["device", "status"], ["--json"]),
-        (["demo"], ["--json", "--workdir", "two enrolled kiosks"]),
+        (["demo"], ["--json", "--workdir", "--db", "two enrolled kiosks"]),
         (["decode"], ["--json", "PATH"]),
         (["bench", "decode"], ["--seed", "--codes", "--empty", "--decoders", "--json"]),
         (["bench", "pipeline"], ["--people", "--json"]),
+        (["bench", "host"], ["--checkins", "--http-checkins", "--seconds", "--backends", "--json"]),
         (["thermometer", "read"], ["--port", "--protocol", "--offset", "--json"]),
         (["card", "read"], ["--reader", "--mrz", "--reveal", "--json"]),
     ],
