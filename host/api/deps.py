@@ -29,11 +29,15 @@ class HostContext:
     keys: HostKeys
     dcc_schemas: SchemaStore | None = None  # without them the host refers EU DCCs too
     denylist: DenyListPublisher = field(init=False)
+    # Requests signed before this process started are refused: a nonce the storage lost with
+    # the power (it need not wait for the disk) can then never be replayed.
+    started_ms: int = field(init=False)
     _next_purge_ms: int = field(default=0, init=False)
     _purge_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.denylist = DenyListPublisher(self.storage, self.keys.policy)
+        self.started_ms = self.settings.now_ms()
 
     def purge_nonces_now_and_then(self, now_ms: int) -> None:
         """Forget nonces too old to replay: a request is refused beyond the skew either way."""
@@ -157,6 +161,11 @@ def authenticated_device(
         message = str(error)
         code = "clock-skew" if message.split(":", 1)[0] == "clock-skew" else "bad-signature"
         raise ApiError(401, code, message) from None
+    if signed.time_ms < context.started_ms:
+        # As a skew: the device has just learnt the host's time and signs the request again.
+        raise ApiError(
+            401, "clock-skew", "the request was signed before this host started: sign it again"
+        )
     if not context.storage.accept_nonce(device.id, signed.nonce, now_ms):
         raise ApiError(401, "replay", "this request was already received")
     context.purge_nonces_now_and_then(now_ms)

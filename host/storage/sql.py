@@ -183,6 +183,10 @@ class SqlStorage(Storage):
     def _snapshot(self) -> AbstractContextManager[Any]:
         """A connection in a read-only transaction: every query sees the same snapshot."""
 
+    def _nonce_write(self) -> AbstractContextManager[Any]:
+        """The transaction a request nonce is recorded in: by default, like any other write."""
+        return self._write()
+
     def _sql(self, sql: str) -> str:
         return sql
 
@@ -346,7 +350,7 @@ class SqlStorage(Storage):
         return None if row is None else _device(row)
 
     def accept_nonce(self, device_id: str, nonce: str, now_ms: int) -> bool:
-        with self._write() as conn:
+        with self._nonce_write() as conn:
             fresh = self._run(
                 conn,
                 "INSERT INTO device_nonces (device_id, nonce, seen_at) VALUES (?, ?, ?)"

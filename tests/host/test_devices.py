@@ -4,11 +4,12 @@ import threading
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from host.app import create_app
 from host.core.config import Settings
 from shared.auth import HEADER_SERVER_TIME, MAX_SKEW_MS, public_key_bytes
 from shared.keys import KeyPurpose, b64url
 from shared.messages import API_PREFIX, DeviceConfig, trust_store
-from tests.host.conftest import Admin, Clock, Device, db_rows
+from tests.host.conftest import Admin, Clock, Device, TestClient, db_rows
 
 ENROLL = f"{API_PREFIX}/devices/enroll"
 
@@ -140,6 +141,20 @@ def test_a_replayed_request_is_refused(device: Device, clock: Clock):
     assert device.client.get(target, headers=headers).status_code == 200
     replay = device.client.get(target, headers=headers)
     assert (replay.status_code, replay.json()["error"]) == (401, "replay")
+
+
+def test_a_request_signed_before_the_host_started_is_refused_as_a_skew(
+    device: Device, clock: Clock, settings: Settings
+):
+    """A replay of a request from before a restart finds no nonce, if the power took it."""
+    clock.advance(60)
+    signed_earlier = device.headers("GET", f"{API_PREFIX}/device/config", b"", clock.ms() - 1)
+    with TestClient(create_app(settings)) as restarted:  # the host starts again, a minute on
+        old = restarted.get(f"{API_PREFIX}/device/config", headers=signed_earlier)
+        assert (old.status_code, old.json()["error"]) == (401, "clock-skew")
+        assert "signed before this host started" in old.json()["detail"]
+        again = Device(restarted, device.key, device.device_id, device.config)
+        assert again.request("GET", "/device/config", time_ms=clock.ms()).status_code == 200
 
 
 def test_clock_skew_is_refused_with_the_server_time_to_correct_by(device: Device, clock: Clock):
