@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
 # `sentinel host serve` hands its settings to every worker process through this variable.
 SERVE_ENVIRONMENT = "SENTINEL_HOST_SERVE"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the `sentinel` command's
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ def app_from_environment() -> FastAPI:
     consistent between workers (nonces, tokens, the deny list's version) is in the database.
     """
     served = json.loads(os.environ[SERVE_ENVIRONMENT])
+    # A worker spawned by `--workers N` starts with no logging set up (with one worker, this
+    # is the command's own process, set up already, and basicConfig changes nothing).
+    logging.basicConfig(level=served["log_level"], format=LOG_FORMAT, stream=sys.stderr)
     token_file = Path(served["admin_token_file"])
     settings = Settings(
         database=served["database"],

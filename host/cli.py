@@ -55,6 +55,9 @@ def serve(
     refusal = sqlite_refuses_workers(database.path, workers) if database.path else None
     if refusal:
         raise ValueError(refusal)
+    # Open (and migrate) the database once here, so that one that cannot be served is said
+    # before any worker starts.
+    database.open().close()
     token_file = admin_token_file_for(database, admin_token_file)
     retention = retention or Retention()
     os.environ[SERVE_ENVIRONMENT] = json.dumps(
@@ -64,6 +67,7 @@ def serve(
             "admin_token_file": str(token_file),
             "dcc_trust": None if dcc_trust is None else str(dcc_trust),
             "retention_days": retention.checkin_days,
+            "log_level": logging.getLogger().getEffectiveLevel(),
         }
     )
     log.info(
@@ -139,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             dcc_trust=args.dcc_trust,
             retention=Retention(checkin_days=args.retention_days),
         )
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:
         print(f"sentinel host serve: {error}", file=sys.stderr)
         return 2
     return 0

@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from host.app import LOG_FORMAT
+
 DESCRIPTION = """\
 Digital Sentinel: venue-entrance check-in.
 
@@ -62,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise

@@ -258,7 +258,11 @@ class PostgresStorage(SqlStorage):
         Workers starting together take turns on an advisory lock: one migrates, the rest see it
         done.
         """
-        with psycopg.connect(self._url, autocommit=True) as conn, conn.transaction():
+        try:
+            conn = psycopg.connect(self._url, autocommit=True)
+        except psycopg.OperationalError as error:
+            raise RuntimeError(f"cannot connect to PostgreSQL: {error}".strip()) from None
+        with conn, conn.transaction():
             self._lock_key(conn, "migrate")
             schema = conn.execute("SELECT current_schema()").fetchone()
             if schema is None or schema[0] is None:

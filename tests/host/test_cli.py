@@ -1,13 +1,17 @@
 """The `sentinel host` command line: its arguments, the database it opens, the admin token."""
 
 import argparse
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from host.cli import add_arguments, admin_token_file_for, run
 from host.storage import Database
+from host.storage.sqlite import SqliteStorage
+from sentinel.demo import free_port
 
 
 def test_serve_arguments():
@@ -71,3 +75,26 @@ def test_bad_serve_options_are_clear_errors(
     assert run(args) == 2
     assert message in capsys.readouterr().err
     assert not Path("mysql:").exists()
+
+
+def test_a_database_that_cannot_be_served_is_said_before_any_worker_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    newer = tmp_path / "newer.db"
+    SqliteStorage(newer).close()
+    with closing(sqlite3.connect(newer)) as db, db:
+        db.execute("UPDATE schema_version SET version = 99")
+    closed_port = free_port()  # nothing listens there
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for database, message in (
+        (str(newer), "schema version 99"),
+        (f"postgresql://127.0.0.1:{closed_port}/test", "cannot connect to PostgreSQL"),
+    ):
+        args = parser.parse_args(
+            ["serve", "--db", database, "--workers", "2", "--public-url", "https://s.example.org",
+             "--admin-token-file", str(tmp_path / "token")]
+        )  # fmt: skip
+        assert run(args) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "token").exists()
