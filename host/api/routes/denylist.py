@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from host.api.deps import Context, HostContext, SignedDevice, require_admin
+from host.api.deps import (
+    Context,
+    DeviceRequest,
+    HostContext,
+    SignedCall,
+    in_device_thread,
+    require_admin,
+)
 from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute
 from host.identities import holder_of
@@ -115,12 +123,18 @@ def summary(context: Context) -> DenyListSummary:
     response_model=None,
     responses={200: {"content": {MEDIA_TYPE: {}}, "model": DenyListUnchanged}},
 )
-def device_denylist(
-    signed: SignedDevice,
+async def device_denylist(
+    call: SignedCall,
     context: Context,
     have: Annotated[int | None, Query(ge=0, description="the version the device holds")] = None,
 ) -> Response | DenyListUnchanged:
     """The signed list (application/cose) unless the device already holds the current version."""
+    return await in_device_thread(context, call, partial(_denylist_for, context, have))
+
+
+def _denylist_for(
+    context: HostContext, have: int | None, signed: DeviceRequest
+) -> Response | DenyListUnchanged:
     version = context.storage.denylist_version()
     if have is not None and have >= version:
         return DenyListUnchanged(version=version)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter
 
-from host.api.deps import Context, HostContext, SignedDevice, require_venue
+from host.api.deps import (
+    Context,
+    DeviceRequest,
+    HostContext,
+    SignedCall,
+    in_device_thread,
+    require_venue,
+)
 from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute, parse_body
 from host.core.security import random_id, token_hash
@@ -69,13 +78,19 @@ def enroll(body: EnrollRequest, context: Context) -> EnrollResponse:
 
 
 @router.get("/device/config")
-def config(signed: SignedDevice, context: Context) -> DeviceConfig:
-    return _config(context, signed.device, signed.now_ms)
+async def config(call: SignedCall, context: Context) -> DeviceConfig:
+    return await in_device_thread(
+        context, call, lambda signed: _config(context, signed.device, signed.now_ms)
+    )
 
 
 @router.post("/device/checkins")
-def checkins(signed: SignedDevice, context: Context) -> CheckInAck:
+async def checkins(call: SignedCall, context: Context) -> CheckInAck:
     """Store a batch idempotently (by check-in id); every id acknowledged is durably stored."""
+    return await in_device_thread(context, call, partial(_store_checkins, context))
+
+
+def _store_checkins(context: HostContext, signed: DeviceRequest) -> CheckInAck:
     batch = parse_body(CheckInBatch, signed.body)
     venue_id = signed.device.venue_id
     if any(checkin.venue_id != venue_id for checkin in batch.checkins):
@@ -91,8 +106,12 @@ def checkins(signed: SignedDevice, context: Context) -> CheckInAck:
 
 
 @router.post("/device/status")
-def status(signed: SignedDevice, context: Context) -> StatusResponse:
+async def status(call: SignedCall, context: Context) -> StatusResponse:
     """The current status behind a paper code's person reference or an ID card's identity."""
+    return await in_device_thread(context, call, partial(_status, context))
+
+
+def _status(context: HostContext, signed: DeviceRequest) -> StatusResponse:
     asked = parse_body(StatusRequest, signed.body)
     if asked.sealed_identity is not None:
         try:
@@ -110,8 +129,12 @@ def status(signed: SignedDevice, context: Context) -> StatusResponse:
 
 
 @router.post("/device/verify")
-def verify(signed: SignedDevice, context: Context) -> VerifyResponse:
+async def verify(call: SignedCall, context: Context) -> VerifyResponse:
     """Online verification: the device's own assessment, with the host's keys and clock."""
+    return await in_device_thread(context, call, partial(_verify, context))
+
+
+def _verify(context: HostContext, signed: DeviceRequest) -> VerifyResponse:
     asked = parse_body(VerifyRequest, signed.body)
     venue = require_venue(context, signed.device.venue_id)
     check = CheckContext(
@@ -134,7 +157,11 @@ def verify(signed: SignedDevice, context: Context) -> VerifyResponse:
 
 
 @router.post("/device/report", status_code=204)
-def report(signed: SignedDevice, context: Context) -> None:
+async def report(call: SignedCall, context: Context) -> None:
     """Keep the device's status report (deny-list age, pending check-ins, components) as latest."""
+    await in_device_thread(context, call, partial(_save_report, context))
+
+
+def _save_report(context: HostContext, signed: DeviceRequest) -> None:
     received = parse_body(DeviceReport, signed.body)
     context.storage.save_device_report(signed.device.id, signed.now_ms, received)
