@@ -309,7 +309,9 @@ class CheckIn(Message):
     scanned_at: AwareDatetime
     person_ref: str | None = Field(default=None, max_length=64)
     kind: CredentialKind
-    outcome: Outcome
+    # An ignored scan is not a check-in. A Literal, checked inside pydantic-core: a Python
+    # validator here was 15% of parsing a batch.
+    outcome: Literal[Outcome.PASS, Outcome.DENY, Outcome.REFER]
     reasons: list[Reason] = Field(default_factory=list, max_length=16)
     temperature_c: float | None = Field(default=None, ge=25, le=45)
     thermometer: ThermometerReadings | None = Field(
@@ -322,13 +324,6 @@ class CheckIn(Message):
         description="an ID card holder the device could not look up, sealed to the host's key; "
         "the host resolves it to a person_ref on ingest and keeps only that",
     )
-
-    @field_validator("outcome")
-    @classmethod
-    def _a_decision(cls, value: Outcome) -> Outcome:
-        if value is Outcome.IGNORED:
-            raise ValueError("an ignored scan is not a check-in")
-        return value
 
 
 class CheckInBatch(Message):
