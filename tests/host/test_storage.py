@@ -477,3 +477,33 @@ def test_sqlite_refuses_several_workers_on_a_network_file_system(tmp_path: Path)
     assert sqlite_refuses_workers(on_nfs, 1, mountinfo) is None  # one worker is safe there
     assert sqlite_refuses_workers(Path("/srv/shared/local/host.db"), 2, mountinfo) is None
     assert sqlite_refuses_workers(Path("/var/lib/sentinel/host.db"), 4, mountinfo) is None
+
+
+def test_two_workers_making_a_days_first_partition_at_once_both_store(postgres_url: str):
+    from host.storage.postgres import PostgresStorage
+
+    workers = [PostgresStorage(postgres_url, pool_max=2) for _ in range(2)]
+    try:
+        add_venue(workers[0])
+        batches = [checkins_made_on(TODAY, 50)[half::2] for half in (0, 1)]
+        barrier = threading.Barrier(2)
+        stored: list[int] = []
+
+        def ingest(worker: PostgresStorage, batch: list[CheckIn]) -> None:
+            barrier.wait()
+            stored.append(worker.add_checkins("d_1", "v_one", TODAY * DAY_MS, batch))
+
+        threads = [
+            threading.Thread(target=ingest, args=(worker, batch))
+            for worker, batch in zip(workers, batches, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(stored) == [25, 25]
+        assert workers[1].partitions() == ["checkins_d20241004", "checkins_default"]
+        assert dict(pg_rows(postgres_url, PER_PARTITION)) == {"checkins_d20241004": 50}
+    finally:
+        for worker in workers:
+            worker.close()
