@@ -355,78 +355,74 @@ def test_postgresql_workers_starting_together_migrate_once(postgres_url: str):
     assert pg_rows(postgres_url, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
-def test_check_ins_land_in_the_partition_of_their_ids_day(postgres_url: str):
+@pytest.fixture
+def pg_storage(postgres_url: str) -> Iterator[Storage]:
+    """PostgreSQL storage on a fresh schema, with the venue v_one."""
     from host.storage.postgres import PostgresStorage
 
     storage = PostgresStorage(postgres_url)
     try:
         add_venue(storage)
-        now_ms = TODAY * DAY_MS + 12 * 3600 * 1000
-        assert storage.add_checkins("d_1", "v_one", now_ms, checkins_made_on(TODAY, 5)) == 5
-        assert storage.add_checkins("d_1", "v_one", now_ms, checkins_made_on(TODAY - 1, 3)) == 3
-        far_off = checkins_made_on(TODAY - 400, 2) + checkins_made_on(TODAY + 30, 2)
-        assert storage.add_checkins("d_1", "v_one", now_ms, far_off) == 4  # a wrong clock
-        assert storage.partitions() == [
-            "checkins_d20241003",
-            "checkins_d20241004",
-            "checkins_default",
-        ]
-        counts = dict(pg_rows(postgres_url, PER_PARTITION))
-        assert counts == {"checkins_d20241003": 3, "checkins_d20241004": 5, "checkins_default": 4}
-        assert storage.add_checkins("d_1", "v_one", now_ms, far_off) == 0  # idempotent there too
+        yield storage
     finally:
         storage.close()
 
 
-def test_a_new_partition_takes_its_days_check_ins_from_the_default_one(postgres_url: str):
-    from host.storage.postgres import PostgresStorage
-
-    storage = PostgresStorage(postgres_url)
-    try:
-        add_venue(storage)
-        early = checkins_made_on(TODAY + 5, 4)  # from a device clock five days fast
-        assert storage.add_checkins("d_1", "v_one", TODAY * DAY_MS, early) == 4
-        assert storage.partitions() == ["checkins_default"]
-        later = checkins_made_on(TODAY + 5, 6)[4:]
-        assert storage.add_checkins("d_1", "v_one", (TODAY + 5) * DAY_MS, later) == 2
-        assert storage.add_checkins("d_1", "v_one", (TODAY + 5) * DAY_MS, early) == 0
-        counts = dict(pg_rows(postgres_url, PER_PARTITION))
-        assert counts == {"checkins_d20241009": 6}
-    finally:
-        storage.close()
+def test_check_ins_land_in_the_partition_of_their_ids_day(pg_storage, postgres_url: str):
+    now_ms = TODAY * DAY_MS + 12 * 3600 * 1000
+    assert pg_storage.add_checkins("d_1", "v_one", now_ms, checkins_made_on(TODAY, 5)) == 5
+    assert pg_storage.add_checkins("d_1", "v_one", now_ms, checkins_made_on(TODAY - 1, 3)) == 3
+    far_off = checkins_made_on(TODAY - 400, 2) + checkins_made_on(TODAY + 30, 2)
+    assert pg_storage.add_checkins("d_1", "v_one", now_ms, far_off) == 4  # a wrong clock
+    assert pg_storage.partitions() == [
+        "checkins_d20241003",
+        "checkins_d20241004",
+        "checkins_default",
+    ]
+    counts = dict(pg_rows(postgres_url, PER_PARTITION))
+    assert counts == {"checkins_d20241003": 3, "checkins_d20241004": 5, "checkins_default": 4}
+    assert pg_storage.add_checkins("d_1", "v_one", now_ms, far_off) == 0  # idempotent there too
 
 
-def test_retention_drops_whole_partitions_and_deletes_only_late_arrivals(postgres_url: str):
-    from host.storage.postgres import PostgresStorage
+def test_a_new_partition_takes_its_days_check_ins_from_the_default_one(
+    pg_storage, postgres_url: str
+):
+    early = checkins_made_on(TODAY + 5, 4)  # from a device clock five days fast
+    assert pg_storage.add_checkins("d_1", "v_one", TODAY * DAY_MS, early) == 4
+    assert pg_storage.partitions() == ["checkins_default"]
+    later = checkins_made_on(TODAY + 5, 6)[4:]
+    assert pg_storage.add_checkins("d_1", "v_one", (TODAY + 5) * DAY_MS, later) == 2
+    assert pg_storage.add_checkins("d_1", "v_one", (TODAY + 5) * DAY_MS, early) == 0
+    counts = dict(pg_rows(postgres_url, PER_PARTITION))
+    assert counts == {"checkins_d20241009": 6}
 
-    storage = PostgresStorage(postgres_url)
-    try:
-        add_venue(storage)
-        for day in range(TODAY - 3, TODAY + 1):
-            storage.add_checkins("d_1", "v_one", day * DAY_MS + 1, checkins_made_on(day, 10))
-        # Made on TODAY - 3 but received two days later: that day's partition must stay.
-        late = checkins_made_on(TODAY - 3, 12)[10:]
-        storage.add_checkins("d_1", "v_one", (TODAY - 1) * DAY_MS, late)
-        stray = checkins_made_on(TODAY - 300, 3)  # in the default partition
-        storage.add_checkins("d_1", "v_one", (TODAY - 2) * DAY_MS, stray)
-        # Past retention: days TODAY-3 and TODAY-2 wholly; received before the cutoff too.
-        cutoff = (TODAY - 1) * DAY_MS
-        assert storage.purge_checkins(cutoff) == 10 + 10 + 3
-        assert storage.partitions() == [
-            "checkins_d20241001",
-            "checkins_d20241003",
-            "checkins_d20241004",
-            "checkins_default",
-        ]
-        assert storage.stats().checkins == 2 + 10 + 10
-        assert storage.purge_checkins(cutoff) == 0
-        assert storage.purge_checkins(TODAY * DAY_MS) == 2 + 10
-        assert storage.partitions() == ["checkins_d20241004", "checkins_default"]
-        # A dropped day's partition comes back when a check-in of that day arrives again.
-        assert storage.add_checkins("d_1", "v_one", TODAY * DAY_MS, late) == 2
-        assert "checkins_d20241001" in storage.partitions()
-    finally:
-        storage.close()
+
+def test_retention_drops_whole_partitions_and_deletes_only_late_arrivals(
+    pg_storage, postgres_url: str
+):
+    for day in range(TODAY - 3, TODAY + 1):
+        pg_storage.add_checkins("d_1", "v_one", day * DAY_MS + 1, checkins_made_on(day, 10))
+    # Made on TODAY - 3 but received two days later: that day's partition must stay.
+    late = checkins_made_on(TODAY - 3, 12)[10:]
+    pg_storage.add_checkins("d_1", "v_one", (TODAY - 1) * DAY_MS, late)
+    stray = checkins_made_on(TODAY - 300, 3)  # in the default partition
+    pg_storage.add_checkins("d_1", "v_one", (TODAY - 2) * DAY_MS, stray)
+    # Past retention: days TODAY-3 and TODAY-2 wholly; received before the cutoff too.
+    cutoff = (TODAY - 1) * DAY_MS
+    assert pg_storage.purge_checkins(cutoff) == 10 + 10 + 3
+    assert pg_storage.partitions() == [
+        "checkins_d20241001",
+        "checkins_d20241003",
+        "checkins_d20241004",
+        "checkins_default",
+    ]
+    assert pg_storage.stats().checkins == 2 + 10 + 10
+    assert pg_storage.purge_checkins(cutoff) == 0
+    assert pg_storage.purge_checkins(TODAY * DAY_MS) == 2 + 10
+    assert pg_storage.partitions() == ["checkins_d20241004", "checkins_default"]
+    # A dropped day's partition comes back when a check-in of that day arrives again.
+    assert pg_storage.add_checkins("d_1", "v_one", TODAY * DAY_MS, late) == 2
+    assert "checkins_d20241001" in pg_storage.partitions()
 
 
 # ---- choosing the backend ---------------------------------------------------------------------
