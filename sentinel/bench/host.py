@@ -25,6 +25,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,11 @@ CHECKIN_PASSES = ("new", "duplicate")
 HEALTH = f"GET {API_PREFIX}/health"
 VERIFY = f"POST {API_PREFIX}/device/verify"
 VENUE_PAGE = "GET /v/{venue}"
-ENDPOINTS = (HEALTH, VERIFY, VENUE_PAGE)
+# The venue page and signed requests at once, half the connections each: phones keep opening
+# venue codes while kiosks verify.
+VENUE_PAGE_BESIDE = "GET /v/{venue} beside verify"
+VERIFY_BESIDE = "POST /api/v1/device/verify beside the page"
+ENDPOINTS = (HEALTH, VERIFY, VENUE_PAGE, VENUE_PAGE_BESIDE, VERIFY_BESIDE)
 VERIFY_TARGET = f"{API_PREFIX}/device/verify"
 WRK_THREADS = 2
 # Verify requests signed beforehand per second of a wrk run: several times what a host answers.
@@ -603,9 +608,13 @@ def run_wrk(
     seconds: float,
     connections: int,
     workdir: Path,
+    name: str = "wrk",
 ) -> WrkRun:
-    """One wrk run of `seconds` with the reporting hooks and `script`, given `arguments`."""
-    script_file = workdir / "wrk.lua"
+    """One wrk run of `seconds` with the reporting hooks and `script`, given `arguments`.
+
+    Its script is `workdir/NAME.lua`: runs at the same time need names of their own.
+    """
+    script_file = workdir / f"{name}.lua"
     script_file.write_text(Template(WRK_REPORTING).substitute(report=WRK_REPORT) + script)
     command = [
         "wrk",
@@ -629,16 +638,16 @@ def run_wrk(
 def load_runs(
     host: BenchHost, backend: str, workers: int, seconds: float, connections: int
 ) -> list[LoadRun]:
-    """The health check, signed verify requests and a venue page under wrk, one after another."""
+    """Health, signed verify requests and a venue page under wrk in turn, then page and verify."""
     device_id, _venue_id, key = host.device("verify")
     body = verify_body(host.admin)
     check_verify(host.process.url, key, device_id, body)
     body_file = host.workdir / "verify-body.json"
     body_file.write_bytes(body)
-    signed = host.workdir / "signed"
-    presign(
-        signed, key, device_id, body, max(connections, math.ceil(seconds * PRESIGNED_PER_SECOND))
-    )
+    signed, signed_beside = host.workdir / "signed", host.workdir / "signed-beside"
+    count = max(connections, math.ceil(seconds * PRESIGNED_PER_SECOND))
+    for folder in (signed, signed_beside):  # a nonce is good once: a set for each verify run
+        presign(folder, key, device_id, body, count)
     signing = Template(WRK_SIGNED).substitute(
         target=VERIFY_TARGET,
         device_id=device_id,
@@ -655,7 +664,7 @@ def load_runs(
         VERIFY: (host.process.url + VERIFY_TARGET, signing, (str(body_file), str(signed))),
         VENUE_PAGE: (venue_page, "", ()),
     }
-    return [
+    alone = [
         LoadRun(
             endpoint,
             workers,
@@ -671,6 +680,29 @@ def load_runs(
         )
         for endpoint, (url, script, arguments) in runs.items()
     ]
+    beside = {
+        VENUE_PAGE_BESIDE: (venue_page, "", ()),
+        VERIFY_BESIDE: (
+            host.process.url + VERIFY_TARGET, signing, (str(body_file), str(signed_beside))
+        ),
+    }
+    with ThreadPoolExecutor(len(beside)) as pool:
+        together = {
+            endpoint: pool.submit(
+                run_wrk,
+                url,
+                script,
+                arguments,
+                seconds=seconds,
+                connections=max(1, connections // 2),
+                workdir=host.workdir,
+                name=f"beside-{index}",
+            )
+            for index, (endpoint, (url, script, arguments)) in enumerate(beside.items())
+        }
+        return alone + [
+            LoadRun(endpoint, workers, backend, run.result()) for endpoint, run in together.items()
+        ]
 
 
 def child_pids(parent: int) -> list[int]:

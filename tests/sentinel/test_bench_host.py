@@ -81,7 +81,7 @@ def test_unreachable_postgresql_rows_say_not_measured_in_tables_and_json():
         timeout=60,
         check=True,
     ).stdout
-    expected = {"storage_ingest": 2, "http_ingest": 4, "load": 6, "peak_rss": 2}
+    expected = {"storage_ingest": 2, "http_ingest": 4, "load": 10, "peak_rss": 2}
     assert {section: len(report[section]) for section in SECTIONS} == expected
     reasons = {row["not_measured"] for section in SECTIONS for row in report[section]}
     assert len(reasons) == 1
