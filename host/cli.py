@@ -21,23 +21,28 @@ ADMIN_TOKEN_FILE = "admin-token"
 
 
 def admin_token_file_for(database: Database, given: Path | None) -> Path:
-    """Where the admin token is kept: as given, or beside a SQLite file; made there if missing."""
-    if given is None:
-        if database.path is None:
-            raise ValueError(
-                "with a PostgreSQL database, name the admin token file: --admin-token-file FILE"
-                " (made there on first start)"
-            )
-        given = database.path.parent / ADMIN_TOKEN_FILE
-    if given.exists():
-        log.info("admin token: read from %s", given)
+    """Where the admin token is kept: as given, or beside a SQLite file."""
+    if given is not None:
         return given
-    given.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(given, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if database.path is None:
+        raise ValueError(
+            "with a PostgreSQL database, name the admin token file: --admin-token-file FILE"
+            " (made there on first start)"
+        )
+    return database.path.parent / ADMIN_TOKEN_FILE
+
+
+def ensure_admin_token(path: Path) -> Path:
+    """`path`, holding the admin token: read if it exists, else made there (mode 0600)."""
+    if path.exists():
+        log.info("admin token: read from %s", path)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         file.write(new_token("admin") + "\n")
-    log.info("admin token: generated and written to %s (mode 0600)", given)
-    return given
+    log.info("admin token: generated and written to %s (mode 0600)", path)
+    return path
 
 
 def serve(
@@ -55,10 +60,11 @@ def serve(
     refusal = sqlite_refuses_workers(database.path, workers) if database.path else None
     if refusal:
         raise ValueError(refusal)
-    # Open (and migrate) the database once here, so that one that cannot be served is said
-    # before any worker starts.
-    database.open().close()
     token_file = admin_token_file_for(database, admin_token_file)
+    # Open (and migrate) the database once here, so that one that cannot be served is said
+    # before any worker starts, and before a token is made for it.
+    database.open().close()
+    ensure_admin_token(token_file)
     retention = retention or Retention()
     os.environ[SERVE_ENVIRONMENT] = json.dumps(
         {

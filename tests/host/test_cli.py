@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from host.cli import add_arguments, admin_token_file_for, run
+from host.cli import add_arguments, admin_token_file_for, ensure_admin_token, run
 from host.storage import Database
 from host.storage.sqlite import SqliteStorage
 from sentinel.demo import free_port
@@ -30,31 +30,33 @@ def test_serve_arguments():
 
 def test_the_admin_token_is_made_once_next_to_a_sqlite_database(tmp_path: Path):
     db = Database(path=tmp_path / "state" / "host.db")
-    path = admin_token_file_for(db, None)
+    path = ensure_admin_token(admin_token_file_for(db, None))
     assert path == tmp_path / "state" / "admin-token"
     token = path.read_text().strip()
     assert token.startswith("admin_") and len(token) > 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert admin_token_file_for(db, None) == path
+    assert ensure_admin_token(admin_token_file_for(db, None)) == path
     assert path.read_text().strip() == token
 
 
 def test_an_admin_token_file_is_read_or_made_where_named(tmp_path: Path):
     given = tmp_path / "token"
     given.write_text("  operator-chosen-token-0123456789\n")
-    assert admin_token_file_for(Database(path=tmp_path / "host.db"), given) == given
+    assert ensure_admin_token(admin_token_file_for(Database(path=tmp_path / "host.db"), given)) == (
+        given
+    )
     assert given.read_text() == "  operator-chosen-token-0123456789\n"
     assert not (tmp_path / "admin-token").exists()
-    made = admin_token_file_for(Database(url="postgresql://127.0.0.1/test"), tmp_path / "new")
+    postgres = Database(url="postgresql://127.0.0.1/test")
+    made = ensure_admin_token(admin_token_file_for(postgres, tmp_path / "new"))
     assert stat.S_IMODE(made.stat().st_mode) == 0o600
 
 
 def test_postgresql_needs_a_named_token_file(capsys: pytest.CaptureFixture[str]):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(
-        ["serve", "--db", "postgresql://127.0.0.1/test", "--public-url", "https://s.example.org"]
-    )
+    nowhere = f"postgresql://127.0.0.1:{free_port()}/test"  # said before the database is opened
+    args = parser.parse_args(["serve", "--db", nowhere, "--public-url", "https://s.example.org"])
     assert run(args) == 2
     assert "--admin-token-file" in capsys.readouterr().err
 
