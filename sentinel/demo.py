@@ -188,6 +188,22 @@ class HostProcess:
                 raise RuntimeError(f"host did not answer within {HOST_START_SECONDS:.0f} s")
             time.sleep(0.1)
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes uvicorn spawned for `--workers N` (not its resource tracker)."""
+        if self.process is None:
+            return []
+        workers = []
+        for process in Path("/proc").glob("[0-9]*"):
+            try:
+                # pid (comm) state ppid ...; comm may hold spaces and parentheses.
+                parent = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (process / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            if parent == self.process.pid and b"multiprocessing.spawn" in command:
+                workers.append(int(process.name))
+        return sorted(workers)
+
     def kill(self) -> None:
         """SIGKILL: the host dies mid-whatever, as in a power cut."""
         if self.process is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Any
@@ -110,13 +110,6 @@ ID_BYTES = attrgetter("id.bytes")  # SQLite: the UUID's 16 bytes
 ID_UUID = attrgetter("id")  # PostgreSQL: its uuid type
 
 
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """`items` in consecutive slices of at most `size`."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@functools.lru_cache(maxsize=1024)
 def _ruleset(stored: str) -> RuleSet:
     """A stored rule set, parsed (and its CertLogic validated) once per text: it is frozen."""
     return RuleSet.model_validate_json(stored)
@@ -260,7 +253,8 @@ class SqlStorage(Storage):
         stored: dict[bytes, PersonRecord] = {}
         with self._write() as conn:
             self._executemany(conn, UPSERT_PERSON, [_person_row(person) for person in people])
-            for chunk in chunks(hmacs, LOOKUP_CHUNK):
+            for start in range(0, len(hmacs), LOOKUP_CHUNK):
+                chunk = hmacs[start : start + LOOKUP_CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 found = self._run(
                     conn, f"SELECT {PERSON_COLUMNS} FROM people WHERE id_hmac IN ({marks})", chunk

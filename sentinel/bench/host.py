@@ -705,20 +705,6 @@ def load_runs(
         ]
 
 
-def child_pids(parent: int) -> list[int]:
-    """The processes whose parent is `parent`, from /proc/*/stat."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # pid (comm) state ppid ...; comm may hold spaces and parentheses.
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        if ppid == parent:
-            children.append(int(stat.parent.name))
-    return sorted(children)
-
-
 def peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -726,29 +712,24 @@ def peak_rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
-def served_processes(pid: int, workers: int) -> list[tuple[str, int]]:
+def served_processes(host: HostProcess, workers: int) -> list[tuple[str, int]]:
     """(role, pid) of each process of `sentinel host serve`.
 
-    With one worker the process itself; with more, uvicorn's supervisor and the workers it
-    spawned (not multiprocessing's resource tracker, its other child).
+    With one worker the process itself; with more, uvicorn's supervisor and its workers.
     """
+    assert host.process is not None
     if workers == 1:
-        return [("worker", pid)]
-    spawned = [
-        child
-        for child in child_pids(pid)
-        if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes()
-    ]
+        return [("worker", host.process.pid)]
+    spawned = host.worker_pids()
     if len(spawned) != workers:
         raise RuntimeError(f"`sentinel host serve --workers {workers}` has {len(spawned)} workers")
-    return [("supervisor", pid)] + [("worker", child) for child in spawned]
+    return [("supervisor", host.process.pid)] + [("worker", child) for child in spawned]
 
 
 def peak_rss(host: BenchHost, backend: str, workers: int) -> list[PeakRss]:
-    assert host.process.process is not None
     return [
         PeakRss(workers, backend, role, peak_rss_kib(pid))
-        for role, pid in served_processes(host.process.process.pid, workers)
+        for role, pid in served_processes(host.process, workers)
     ]
 
 

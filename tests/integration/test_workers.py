@@ -176,13 +176,11 @@ def test_a_device_whose_host_dies_mid_sync_finishes_on_another_losing_and_doubli
 
 def test_workers_serve_one_database_and_stop_together(start_host):
     host = start_host(workers=2)
-    supervisor = host.process
-    assert supervisor is not None
     deadline = time.monotonic() + WAIT_SECONDS
-    while len(workers_of(supervisor.pid)) < 2:
+    while len(host.worker_pids()) < 2:
         assert time.monotonic() < deadline, "two workers did not start"
         time.sleep(0.1)
-    workers = workers_of(supervisor.pid)
+    workers = host.worker_pids()
     admin = admin_of(host)
     venue = admin.venue("Riverside Market", "1 River Road", "public_place")
     with ThreadPoolExecutor(8) as pool:
@@ -191,16 +189,3 @@ def test_workers_serve_one_database_and_stop_together(start_host):
     host.stop()
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
-
-def workers_of(pid: int) -> list[int]:
-    """The worker processes uvicorn's supervisor `pid` spawned, from /proc."""
-    workers = []
-    for process in Path("/proc").glob("[0-9]*"):
-        try:
-            parent = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (process / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if parent == pid and b"spawn_main" in command:
-            workers.append(int(process.name))
-    return workers
