@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import date
 
 from device.report import component_state, monotonic_to_utc
-from hardware.idcard.ga467 import Validity, is_valid_id_number
+from hardware.idcard.ga467 import Validity
 from hardware.idcard.samreader import CardReadError, SamReader
+from shared.idnumber import is_valid_id_number
 from shared.messages import ComponentState
 from shared.sealed import CardIdentity, DocumentType
 from shared.verification import CardValidity

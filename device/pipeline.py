@@ -15,10 +15,10 @@ import numpy as np
 
 from device.clock import DeviceClock
 from device.store import Store, StoreError
-from hardware.idcard.ga467 import mask_id_number
 from shared.dcc.schema import SchemaStore
 from shared.denylist import DenyList
 from shared.healthcode import CodeKind, HealthStatus
+from shared.idnumber import mask_id_number
 from shared.keys import TrustStore
 from shared.messages import CheckIn, DeviceConfig, ThermometerReadings
 from shared.policy import Decision, Outcome, RuleSet

@@ -20,6 +20,7 @@ from shared.envelope import (
     open_envelope,
     seal,
 )
+from shared.idnumber import normalise_id_number
 from shared.keys import KeyPurpose, SigningKey, TrustStore
 
 PREFIX = "DS1:"
@@ -78,10 +79,6 @@ class HealthCode:
     issuer: str = "sentinel"
     id_binding: bytes | None = None  # paper codes: salted hash of the holder's ID number
     id_salt: bytes | None = None
-
-
-def normalise_id_number(id_number: str) -> str:
-    return "".join(id_number.split()).upper()
 
 
 def id_binding(id_number: str, salt: bytes) -> bytes:

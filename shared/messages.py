@@ -5,8 +5,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from shared.dcc.certificates import load_certificate
 from shared.denylist import HashKind
@@ -16,8 +25,8 @@ from shared.healthcode import (
     HealthStatus,
     NucleicTest,
     TestResult,
-    normalise_id_number,
 )
+from shared.idnumber import normalise_id_number
 from shared.keys import (
     KeyPurpose,
     SigningKey,
@@ -51,10 +60,43 @@ class DeviceForm(StrEnum):
 # ---- venues -------------------------------------------------------------------------------
 
 
-class VenueCreate(Message):
+def known_timezone(name: str) -> str:
+    """`name` if it is an IANA time zone this machine knows (tzdata), else ValueError."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: give an IANA name such as Asia/Shanghai"
+        ) from None
+    return name
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(known_timezone)]
+PlaceName = Annotated[str, Field(max_length=100)]
+
+
+class VenuePlace(Message):
+    """Where a venue is, for flows by district (区) and street (街道) in its local time."""
+
+    district: PlaceName = ""
+    street: PlaceName = ""
+    timezone: TimeZoneName = "Asia/Shanghai"
+
+
+class VenueCreate(VenuePlace):
     name: str = Field(min_length=1, max_length=200)
     address: str = Field(min_length=1, max_length=500)
     category: VenueCategory
+
+
+class VenueUpdate(Message):
+    """Fields of a venue to change; its code and category stay (a new category is a new venue)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = Field(default=None, min_length=1, max_length=500)
+    district: PlaceName | None = None
+    street: PlaceName | None = None
+    timezone: TimeZoneName | None = None
 
 
 class Venue(VenueCreate):
@@ -318,6 +360,11 @@ class CheckIn(Message):
         default=None, description="the readings behind temperature_c, when a thermometer is fitted"
     )
     clock_trusted: bool
+    binding: str | None = Field(
+        default=None,
+        pattern=r"^(room|plate):[^:]{1,32}$",
+        description="the room or vehicle plate a bound venue code named, as room:1203",
+    )
     sealed_identity: str | None = Field(
         default=None,
         max_length=MAX_SEALED_CHARS,

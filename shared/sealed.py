@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from shared.healthcode import normalise_id_number
+from shared.idnumber import normalise_id_number
 from shared.keys import b64url, b64url_decode
 
 PREFIX = "SI1:"

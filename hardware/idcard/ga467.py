@@ -18,6 +18,8 @@ import enum
 from dataclasses import dataclass
 from datetime import date
 
+from shared.idnumber import DIGITS, is_valid_id_number, mask_id_number
+
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 HEADER_SIZE = len(PREAMBLE) + 2  # preamble and length field
 DEFAULT_BAUDRATE = 115200
@@ -34,7 +36,6 @@ PHOTO_SIZE = 1024  # the base info's WLT photo, as the module sends it
 SAM_ID_SIZE = 16
 LONG_TERM = "长期"  # "valid to" of a card with no end date
 _PAD = " "  # text fields are padded with U+0020 (bytes 20 00)
-_DIGITS = frozenset("0123456789")
 
 
 class ProtocolError(Exception):
@@ -296,44 +297,13 @@ def _preamble_prefix_at_end(buffer: bytearray) -> int:
 
 # --- ID numbers --------------------------------------------------------------------------
 
-# ISO 7064 MOD 11-2 weights of the first 17 characters: 2**(17 - i) mod 11.
-_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
-
-
-def id_check_character(first17: str) -> str:
-    """The ISO 7064 MOD 11-2 check character (0-9 or X) of a resident ID number's 17 digits."""
-    if len(first17) != 17 or not set(first17) <= _DIGITS:
-        raise ValueError("need the 17 digits before the check character")
-    total = sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True))
-    value = (12 - total % 11) % 11
-    return "X" if value == 10 else str(value)
-
-
-def is_valid_id_number(number: str) -> bool:
-    """An 18-character resident ID number with a right check character (an upper-case X)."""
-    if len(number) != 18 or not set(number[:17]) <= _DIGITS:
-        return False
-    return number[17] == id_check_character(number[:17])
-
-
-def mask_id_number(number: str) -> str:
-    """The number for a screen: "110101199003071234" -> "1101**********1234".
-
-    The first 4 and last 4 characters are shown, every other one is a "*"; a string of 8
-    characters or fewer is all stars (showing 4 + 4 of it would show all of it).
-    """
-    if len(number) <= 8:
-        return "*" * len(number)
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
-
-
 def _mask_name(name: str) -> str:
     return name[:1] + "*" * (len(name) - 1)
 
 
 def parse_date(text: str) -> date | None:
     """A YYYYMMDD date, or None when text is not one."""
-    if len(text) != 8 or not set(text) <= _DIGITS:
+    if len(text) != 8 or not set(text) <= DIGITS:
         return None
     try:
         return date(int(text[:4]), int(text[4:6]), int(text[6:]))

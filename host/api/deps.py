@@ -6,7 +6,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,10 +16,12 @@ from starlette.datastructures import Headers
 from host.api.errors import ApiError
 from host.core.cache import TimedCache
 from host.core.config import Settings
-from host.core.security import same_secret
+from host.core.security import same_secret, token_hash
 from host.denylist import DenyListPublisher
 from host.signing import HostKeys
-from host.storage.base import DeviceRecord, Storage, VenueRecord
+from host.storage.base import DeviceRecord, VenueRecord
+from host.storage.sql import SqlStorage
+from host.storage.users import AuditDraft, Role, UserRecord
 from shared.auth import AuthError, SignedRequest, load_device_public_key
 from shared.dcc.schema import SchemaStore
 
@@ -32,7 +34,7 @@ class HostContext:
     """What every request needs: settings, storage and keys; one per app."""
 
     settings: Settings
-    storage: Storage
+    storage: SqlStorage
     keys: HostKeys
     dcc_schemas: SchemaStore | None = None  # without them the host refers EU DCCs too
     denylist: DenyListPublisher = field(init=False)
@@ -73,22 +75,82 @@ def require_venue(context: HostContext, venue_id: str) -> VenueRecord:
 
 
 _bearer = HTTPBearer(auto_error=False)
+ADMIN_TOKEN_USER = "admin-token"  # who the host's own admin token is, in the audit log
 
 
-async def require_admin(
-    context: Context,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """The admin token as a bearer token, compared in constant time."""
-    if credentials is None or not same_secret(
-        credentials.credentials, context.settings.admin_token
-    ):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "an admin bearer token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+@dataclass(frozen=True)
+class Principal:
+    """Who sent a request (a user, or the admin token) and what their role lets them reach."""
+
+    user_id: str
+    name: str
+    role: Role
+    venues: frozenset[str] = frozenset()  # a venue manager's venues
+    org: str | None = None  # a screener's organisation
+
+    @classmethod
+    def of(cls, user: UserRecord) -> Principal:
+        return cls(user.id, user.name, user.role, frozenset(user.venues), user.org)
+
+    def sees_venue(self, venue_id: str) -> bool:
+        """Whether this principal may see the venue's counts, devices and codes."""
+        if self.role is Role.VENUE_MANAGER:
+            return venue_id in self.venues
+        return self.role in (Role.ADMIN, Role.EPIDEMIOLOGIST)
+
+    def audit(self, action: str, purpose: str, **subject: str) -> AuditDraft:
+        """The audit record of a read of personal data by this principal, yet to be counted."""
+        return AuditDraft(self.user_id, self.name, self.role, action, purpose, subject)
+
+
+def _principal(context: HostContext, token: str) -> Principal | None:
+    """The admin token (compared in constant time) or an unrevoked user's token, by its hash."""
+    if same_secret(token, context.settings.admin_token):
+        return Principal(ADMIN_TOKEN_USER, "admin", Role.ADMIN)
+    user = context.storage.user_by_token(token_hash(token))
+    if user is None or user.revoked:
+        return None
+    return Principal.of(user)
+
+
+def requires(*roles: Role) -> Any:
+    """A dependency giving the request's `Principal`, checking its role: the one place that does.
+
+    401 without a valid token (the admin token or an unrevoked user's), 403 for a role not in
+    `roles`.
+    """
+    allowed = ", ".join(role.value for role in roles)
+
+    async def principal(
+        request: Request,
+        context: Context,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        found = None
+        if credentials is not None:
+            found = await run_in_threadpool(_principal, context, credentials.credentials)
+        if found is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if found.role not in roles:
+            raise ApiError(403, "forbidden", f"{request.url.path} is for: {allowed}")
+        return found
+
+    return Depends(principal)
+
+
+def require_venue_for(context: HostContext, principal: Principal, venue_id: str) -> VenueRecord:
+    """The venue, if this principal may see it; an unseen venue answers as an unknown one."""
+    if not principal.sees_venue(venue_id):
+        raise ApiError(404, "unknown-venue", f"no venue {venue_id}")
+    return require_venue(context, venue_id)
+
+
+AdminPrincipal = Annotated[Principal, requires(Role.ADMIN)]
 
 
 async def read_body(request: Request, context: Context) -> bytes:

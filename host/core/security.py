@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import secrets
 
-from shared.healthcode import normalise_id_number
+from shared.idnumber import normalise_id_number
 from shared.keys import b64url
 
 ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # base32, lowercase

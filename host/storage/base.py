@@ -34,6 +34,9 @@ class EnrollmentRefused(Exception):
         self.detail = detail
 
 
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # a venue's local time, for counts by hour and day
+
+
 @dataclass(frozen=True)
 class VenueRecord:
     id: str
@@ -43,6 +46,9 @@ class VenueRecord:
     code_url: str  # signed once at creation, so the fixed code never changes
     rules: RuleSet | None  # None: the category's default rule set
     created_at_ms: int
+    district: str = ""  # 区
+    street: str = ""  # 街道
+    timezone: str = DEFAULT_TIMEZONE  # an IANA time zone name
 
     def message(self) -> Venue:
         return Venue(
@@ -50,6 +56,9 @@ class VenueRecord:
             name=self.name,
             address=self.address,
             category=self.category,
+            district=self.district,
+            street=self.street,
+            timezone=self.timezone,
             code_url=self.code_url,
         )
 
@@ -191,6 +200,10 @@ class Storage(ABC):
 
     @abstractmethod
     def list_venues(self) -> list[VenueRecord]: ...
+
+    @abstractmethod
+    def update_venue(self, venue: VenueRecord) -> None:
+        """Store a venue's name, address and place as given (its code and category stay)."""
 
     @abstractmethod
     def set_venue_rules(self, venue_id: str, rules: RuleSet) -> None: ...

@@ -35,7 +35,9 @@ from host.storage.sql import (
     PURGE_CHUNK,
     SqlStorage,
     checkin_rows,
+    schema_v4,
 )
+from host.storage.sqlbase import Dialect
 from shared.messages import CheckIn
 
 log = logging.getLogger(__name__)
@@ -131,8 +133,17 @@ def _create(conn: psycopg.Connection) -> None:
         conn.execute(statement)
 
 
+def _epidemiology(conn: psycopg.Connection) -> None:
+    """Venues' places, check-ins' bindings; users and audit, tracing, flows and screening."""
+    for statement in schema_v4(Dialect.POSTGRESQL):
+        conn.execute(statement)
+
+
 # (version reached, step): each step takes the schema from the version before it to its own.
-MIGRATIONS: tuple[tuple[int, Callable[[psycopg.Connection], None]], ...] = ((3, _create),)
+MIGRATIONS: tuple[tuple[int, Callable[[psycopg.Connection], None]], ...] = (
+    (3, _create),
+    (4, _epidemiology),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 STAGING = """CREATE TEMPORARY TABLE IF NOT EXISTS checkin_staging
     (LIKE checkins INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
@@ -220,6 +231,8 @@ def scratch_schema(url: str, prefix: str = "sentinel_scratch") -> Iterator[str]:
 class PostgresStorage(SqlStorage):
     """Storage in a PostgreSQL database (the schema first on the URL's search_path)."""
 
+    dialect = Dialect.POSTGRESQL
+
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
         self._url = url
         self._partitions: set[int] = set()  # days known to have a partition: a cache only
@@ -246,7 +259,7 @@ class PostgresStorage(SqlStorage):
         row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
         return bool(row and row[0])
 
-    def _lock_key(self, conn: psycopg.Connection, purpose: str) -> None:
+    def _lock(self, conn: psycopg.Connection, purpose: str) -> None:
         """Take a transaction-level advisory lock for `purpose` in this schema."""
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':' || %s))", (purpose,)
@@ -263,7 +276,7 @@ class PostgresStorage(SqlStorage):
         except psycopg.OperationalError as error:
             raise RuntimeError(f"cannot connect to PostgreSQL: {error}".strip()) from None
         with conn, conn.transaction():
-            self._lock_key(conn, "migrate")
+            self._lock(conn, "migrate")
             schema = conn.execute("SELECT current_schema()").fetchone()
             if schema is None or schema[0] is None:
                 raise RuntimeError(
@@ -361,7 +374,7 @@ class PostgresStorage(SqlStorage):
         name = sql.Identifier(partition_name(day))
         low, high = id_floor(day), id_floor(day + 1)
         with self._write() as conn:
-            self._lock_key(conn, "partitions")
+            self._lock(conn, "partitions")
             if self._table_exists(conn, partition_name(day)):
                 return
             # No check-in may reach the default partition between the move and the attach.
@@ -418,7 +431,7 @@ class PostgresStorage(SqlStorage):
         """Drop the partition and say how many check-ins went; None if some must stay."""
         table = sql.Identifier(name)
         with self._write() as conn:
-            self._lock_key(conn, "partitions")
+            self._lock(conn, "partitions")
             if not self._table_exists(conn, name):
                 return 0  # another worker dropped it meanwhile
             conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(table))

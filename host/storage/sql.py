@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Any
 
 from host.core.times import HOUR_MS, from_ms, to_ms
+from host.storage import flows, screening, tracing, users
 from host.storage.base import (
+    DEFAULT_TIMEZONE,
     DenyListEntry,
     DenyListSnapshot,
     DenyListState,
@@ -23,6 +24,11 @@ from host.storage.base import (
     Storage,
     VenueRecord,
 )
+from host.storage.flows import FlowQueries
+from host.storage.screening import ScreeningQueries
+from host.storage.sqlbase import Dialect
+from host.storage.tracing import TracingQueries
+from host.storage.users import AuditDraft, UserQueries
 from shared.denylist import HashKind
 from shared.healthcode import Colour, NucleicTest, TestResult
 from shared.messages import CheckIn, DeviceForm, DeviceReport, HostStats
@@ -32,7 +38,9 @@ from shared.policy import Outcome, RuleSet, VenueCategory
 # otherwise all queue on its one row.
 LAST_SEEN_RESOLUTION_MS = 1000
 
-VENUE_COLUMNS = "id, name, address, category, code_url, rules, created_at"
+VENUE_COLUMNS = (
+    "id, name, address, category, code_url, rules, created_at, district, street, timezone"
+)
 PERSON_COLUMNS = "person_ref, id_hmac, colour, test_sampled_at, test_result, updated_at"
 DEVICE_COLUMNS = "id, name, form, venue_id, public_key, enrolled_at, last_seen_at, revoked_at"
 # A newly imported test replaces the stored one only if it is at least as recent.
@@ -51,7 +59,7 @@ UPSERT_PERSON = f"""
         updated_at = excluded.updated_at"""
 CHECKIN_COLUMNS = (
     "id, device_id, venue_id, scanned_at, person_ref, kind, outcome, reasons, temperature_c,"
-    " thermometer, clock_trusted, received_at"
+    " thermometer, clock_trusted, received_at, binding"
 )
 HOURLY_COUNTS = f"""
     SELECT scanned_at / {HOUR_MS} AS hour, COUNT(*),
@@ -101,6 +109,7 @@ def checkin_rows(
             None if c.thermometer is None else c.thermometer.model_dump_json(),
             c.clock_trusted,
             received_at_ms,
+            c.binding,
         )
         for c in checkins
     ]
@@ -116,7 +125,7 @@ def _ruleset(stored: str) -> RuleSet:
 
 
 def _venue(row: Sequence[Any]) -> VenueRecord:
-    id_, name, address, category, code_url, rules, created_at = row
+    id_, name, address, category, code_url, rules, created_at, district, street, timezone = row
     return VenueRecord(
         id=id_,
         name=name,
@@ -125,7 +134,31 @@ def _venue(row: Sequence[Any]) -> VenueRecord:
         code_url=code_url,
         rules=None if rules is None else _ruleset(rules),
         created_at_ms=created_at,
+        district=district,
+        street=street,
+        timezone=timezone,
     )
+
+
+# Version 4: where venues are (district, street, time zone), the room or plate a check-in was
+# bound to, and the tables of users and audit, tracing, flows and screening.
+VENUE_PLACE = (
+    "ALTER TABLE venues ADD COLUMN district TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE venues ADD COLUMN street TEXT NOT NULL DEFAULT ''",
+    f"ALTER TABLE venues ADD COLUMN timezone TEXT NOT NULL DEFAULT '{DEFAULT_TIMEZONE}'",
+    "ALTER TABLE checkins ADD COLUMN binding TEXT",
+)
+
+
+def schema_v4(dialect: Dialect) -> list[str]:
+    """The statements that take either backend's schema from version 3 to 4."""
+    return [
+        *VENUE_PLACE,
+        *users.schema(dialect),
+        *tracing.schema(dialect),
+        *flows.schema(dialect),
+        *screening.schema(dialect),
+    ]
 
 
 def _person(row: Sequence[Any]) -> PersonRecord:
@@ -158,45 +191,15 @@ def _denylist_head(row: Sequence[Any] | None) -> tuple[int, int | None]:
     return (0, None) if row is None else (row[0], row[1])
 
 
-class SqlStorage(Storage):
+class SqlStorage(UserQueries, TracingQueries, FlowQueries, ScreeningQueries, Storage):
     """Storage on a DB-API connection; a backend supplies connections, transactions and ingest.
 
     Queries are written with `?` placeholders; `_sql` turns them into the backend's own.
     """
 
-    @abstractmethod
-    def _connection(self) -> AbstractContextManager[Any]:
-        """A connection of the backend's, outside any transaction (each statement commits)."""
-
-    @abstractmethod
-    def _write(self) -> AbstractContextManager[Any]:
-        """A connection in a write transaction, committed on leaving, rolled back on error."""
-
-    @abstractmethod
-    def _snapshot(self) -> AbstractContextManager[Any]:
-        """A connection in a read-only transaction: every query sees the same snapshot."""
-
     def _nonce_write(self) -> AbstractContextManager[Any]:
         """The transaction a request nonce is recorded in: by default, like any other write."""
         return self._write()
-
-    def _sql(self, sql: str) -> str:
-        return sql
-
-    def _executemany(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        """Run `sql` once per row; how many rows the runs changed in all."""
-        return conn.executemany(self._sql(sql), rows).rowcount
-
-    def _run(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
-        return conn.execute(self._sql(sql), params)
-
-    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._connection() as conn:
-            return self._run(conn, sql, params).fetchone()
-
-    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._connection() as conn:
-            return self._run(conn, sql, params).fetchall()
 
     # ---- host secrets ------------------------------------------------------------------------
 
@@ -218,7 +221,7 @@ class SqlStorage(Storage):
         with self._write() as conn:
             self._run(
                 conn,
-                f"INSERT INTO venues ({VENUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO venues ({VENUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     venue.id,
                     venue.name,
@@ -227,6 +230,9 @@ class SqlStorage(Storage):
                     venue.code_url,
                     None if venue.rules is None else venue.rules.model_dump_json(),
                     venue.created_at_ms,
+                    venue.district,
+                    venue.street,
+                    venue.timezone,
                 ),
             )
 
@@ -237,6 +243,23 @@ class SqlStorage(Storage):
     def list_venues(self) -> list[VenueRecord]:
         rows = self._fetchall(f"SELECT {VENUE_COLUMNS} FROM venues ORDER BY created_at, id")
         return [_venue(row) for row in rows]
+
+    def update_venue(self, venue: VenueRecord) -> None:
+        """Store a venue's name, address and place as given (its code and category stay)."""
+        with self._write() as conn:
+            self._run(
+                conn,
+                "UPDATE venues SET name = ?, address = ?, district = ?, street = ?, timezone = ?"
+                " WHERE id = ?",
+                (
+                    venue.name,
+                    venue.address,
+                    venue.district,
+                    venue.street,
+                    venue.timezone,
+                    venue.id,
+                ),
+            )
 
     def set_venue_rules(self, venue_id: str, rules: RuleSet) -> None:
         with self._write() as conn:
@@ -269,6 +292,17 @@ class SqlStorage(Storage):
             f"SELECT {PERSON_COLUMNS} FROM people WHERE person_ref = ?", (person_ref,)
         )
         return None if row is None else _person(row)
+
+    def lookup_person(self, person_ref: str, audit: AuditDraft, now_ms: int) -> PersonRecord | None:
+        """`get_person` for a user, recorded in the audit log in the same transaction."""
+
+        def read(conn: Any) -> PersonRecord | None:
+            row = self._run(
+                conn, f"SELECT {PERSON_COLUMNS} FROM people WHERE person_ref = ?", (person_ref,)
+            ).fetchone()
+            return None if row is None else _person(row)
+
+        return self.audited(audit, now_ms, read, lambda person: int(person is not None))
 
     # ---- devices -----------------------------------------------------------------------------
 

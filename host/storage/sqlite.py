@@ -11,7 +11,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from host.storage.sql import CHECKIN_COLUMNS, ID_BYTES, PURGE_CHUNK, SqlStorage, checkin_rows
+from host.storage.sql import (
+    CHECKIN_COLUMNS,
+    ID_BYTES,
+    PURGE_CHUNK,
+    SqlStorage,
+    checkin_rows,
+    schema_v4,
+)
+from host.storage.sqlbase import Dialect
 from shared.messages import CheckIn
 from shared.policy import RuleSet
 
@@ -120,15 +128,22 @@ def _thermometer_column(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE checkins ADD COLUMN thermometer TEXT")
 
 
+def _epidemiology(conn: sqlite3.Connection) -> None:
+    """Venues' places, check-ins' bindings; users and audit, tracing, flows and screening."""
+    for statement in schema_v4(Dialect.SQLITE):
+        conn.execute(statement)
+
+
 # MIGRATIONS[n - 1] takes the schema from version n - 1 to n; version 0 is an empty file.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_v1,
     _rules_column,
     _thermometer_column,
+    _epidemiology,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 INSERT_CHECKIN = (
-    f"INSERT INTO checkins ({CHECKIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO checkins ({CHECKIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (id) DO NOTHING"
 )
 # Network file systems do not give SQLite's WAL the shared memory and locks it needs across
@@ -179,10 +194,12 @@ def sqlite_refuses_workers(path: Path, workers: int, mountinfo: Path | None = No
 class SqliteStorage(SqlStorage):
     """Storage in one SQLite file; the schema is created when the file is opened."""
 
+    dialect = Dialect.SQLITE
+
     def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         self._path = path
         self._busy_timeout_s = busy_timeout_s
-        self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._writer = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
@@ -233,7 +250,7 @@ class SqliteStorage(SqlStorage):
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._pool_lock:
             if self._closed:
                 raise RuntimeError("storage is closed")
             conn = self._idle.pop() if self._idle else None
@@ -242,7 +259,7 @@ class SqliteStorage(SqlStorage):
         try:
             yield conn
         finally:
-            with self._lock:
+            with self._pool_lock:
                 if self._closed:
                     conn.close()
                 else:
@@ -271,6 +288,9 @@ class SqliteStorage(SqlStorage):
                 if not durable:
                     conn.execute("PRAGMA synchronous = FULL")
 
+    def _lock(self, conn: sqlite3.Connection, purpose: str) -> None:
+        """Nothing to take: a write transaction (BEGIN IMMEDIATE) holds the file's one lock."""
+
     def _nonce_write(self) -> AbstractContextManager[sqlite3.Connection]:
         """A nonce commits without an fsync: it survives the host process, only not power loss.
 
@@ -290,7 +310,7 @@ class SqliteStorage(SqlStorage):
                 conn.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
+        with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:

@@ -208,9 +208,17 @@ def test_people_import_upserts_by_id_number(admin: Admin, clock: Clock):
 
     other = admin.import_person(id_number=OTHER_ID_NUMBER)
     assert other["person_ref"] != first["person_ref"]
-    assert admin.ok("GET", f"/people/{first['person_ref']}") == newer
+    looked_up = admin.client.get(
+        f"{API_PREFIX}/people/{first['person_ref']}",
+        params={"purpose": "case 2022-0417"},
+        headers=admin.headers,
+    )
+    assert looked_up.json() == newer
     assert admin.ok("GET", "/stats")["people"] == 2
-    assert admin.request("GET", "/people/p_nobody").status_code == 404
+    nobody = admin.client.get(
+        f"{API_PREFIX}/people/p_nobody", params={"purpose": "case 1"}, headers=admin.headers
+    )
+    assert nobody.status_code == 404
 
 
 def test_a_batch_that_names_one_person_twice_gives_one_ref(admin: Admin):

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
-from host.api.deps import Context, HostContext, require_admin, require_venue
+from host.api.deps import (
+    Context,
+    HostContext,
+    Principal,
+    require_venue,
+    require_venue_for,
+    requires,
+)
 from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute
 from host.core.security import id_number_hmac, new_token, random_id, token_hash
 from host.core.times import from_ms, to_ms
 from host.storage.base import PersonRecord, VenueRecord
+from host.storage.users import Role
 from shared.healthcode import CodeKind, NucleicTest, issue, new_code
 from shared.messages import (
     CodeRequest,
@@ -27,11 +36,11 @@ from shared.messages import (
     IssuedCode,
     PeopleImport,
     PeopleImported,
-    PersonOut,
     Venue,
     VenueCodeOut,
     VenueCodeRequest,
     VenueCreate,
+    VenueUpdate,
 )
 from shared.policy import RuleSet
 from shared.qrimage import qr_png
@@ -40,9 +49,13 @@ from shared.venuecode import Binding, BindingKind, VenueCode, issue_url
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
-    dependencies=[Depends(require_admin)],
+    dependencies=[requires(Role.ADMIN)],
     route_class=StrictJsonRoute,
 )
+# What venue managers reach too, for their own venues: their codes, counts and devices.
+venue_router = APIRouter(prefix="/admin", tags=["admin"], route_class=StrictJsonRoute)
+VenueReader = Annotated[Principal, requires(Role.ADMIN, Role.VENUE_MANAGER, Role.EPIDEMIOLOGIST)]
+VenueManager = Annotated[Principal, requires(Role.ADMIN, Role.VENUE_MANAGER)]
 
 MAX_DYNAMIC_TTL = timedelta(minutes=10)
 DEFAULT_COUNTS_WINDOW = timedelta(hours=24)
@@ -71,24 +84,38 @@ def create_venue(body: VenueCreate, context: Context) -> Venue:
         code_url=issue_url(VenueCode(venue_id), context.settings.public_url, context.keys.venue),
         rules=None,
         created_at_ms=context.settings.now_ms(),
+        district=body.district,
+        street=body.street,
+        timezone=body.timezone,
     )
     context.storage.add_venue(venue)
     return venue.message()
 
 
-@router.get("/venues")
-def list_venues(context: Context) -> list[Venue]:
-    return [venue.message() for venue in context.storage.list_venues()]
+@venue_router.get("/venues")
+def list_venues(context: Context, principal: VenueReader) -> list[Venue]:
+    """Every venue; a venue manager's own only."""
+    venues = context.storage.list_venues()
+    return [venue.message() for venue in venues if principal.sees_venue(venue.id)]
 
 
-@router.get("/venues/{venue_id}")
-def get_venue(venue_id: str, context: Context) -> Venue:
-    return require_venue(context, venue_id).message()
+@venue_router.get("/venues/{venue_id}")
+def get_venue(venue_id: str, context: Context, principal: VenueReader) -> Venue:
+    return require_venue_for(context, principal, venue_id).message()
 
 
-@router.get("/venues/{venue_id}/rules")
-def get_venue_rules(venue_id: str, context: Context) -> RuleSet:
-    return require_venue(context, venue_id).effective_rules()
+@router.patch("/venues/{venue_id}")
+def update_venue(venue_id: str, body: VenueUpdate, context: Context) -> Venue:
+    """Change a venue's name, address, district, street or time zone; its code stays."""
+    venue = require_venue(context, venue_id)
+    changed = replace(venue, **body.model_dump(exclude_unset=True, exclude_none=True))
+    context.storage.update_venue(changed)
+    return changed.message()
+
+
+@venue_router.get("/venues/{venue_id}/rules")
+def get_venue_rules(venue_id: str, context: Context, principal: VenueReader) -> RuleSet:
+    return require_venue_for(context, principal, venue_id).effective_rules()
 
 
 @router.put("/venues/{venue_id}/rules")
@@ -106,19 +133,25 @@ def set_venue_rules(venue_id: str, body: RuleSet, context: Context) -> RuleSet:
     return body
 
 
-@router.post("/venues/{venue_id}/codes")
-def venue_code(venue_id: str, body: VenueCodeRequest, context: Context) -> VenueCodeOut:
-    venue = require_venue(context, venue_id)
+@venue_router.post("/venues/{venue_id}/codes")
+def venue_code(
+    venue_id: str, body: VenueCodeRequest, context: Context, principal: VenueManager
+) -> VenueCodeOut:
+    venue = require_venue_for(context, principal, venue_id)
     binding = None if body.binding is None else Binding(body.binding.kind, body.binding.value)
     return VenueCodeOut(venue_id=venue.id, url=_venue_url(context, venue, binding))
 
 
-@router.get("/venues/{venue_id}/code.png", response_class=Response, responses=PNG)
+@venue_router.get("/venues/{venue_id}/code.png", response_class=Response, responses=PNG)
 def venue_code_png(
-    venue_id: str, context: Context, plate: str | None = None, room: str | None = None
+    venue_id: str,
+    context: Context,
+    principal: VenueManager,
+    plate: str | None = None,
+    room: str | None = None,
 ) -> Response:
     """The venue's QR code as a PNG: the fixed code, or one bound to `plate` or `room`."""
-    venue = require_venue(context, venue_id)
+    venue = require_venue_for(context, principal, venue_id)
     if plate is not None and room is not None:
         raise ApiError(422, "bad-binding", "bind a code to a plate or a room, not both")
     binding = None
@@ -132,15 +165,16 @@ def venue_code_png(
     return Response(qr_png(_venue_url(context, venue, binding)), media_type="image/png")
 
 
-@router.get("/venues/{venue_id}/counts")
+@venue_router.get("/venues/{venue_id}/counts")
 def venue_counts(
     venue_id: str,
     context: Context,
+    principal: VenueReader,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
 ) -> list[HourlyCount]:
     """Check-ins per UTC hour with totals per outcome; by default the last 24 hours."""
-    venue = require_venue(context, venue_id)
+    venue = require_venue_for(context, principal, venue_id)
     end = until if until is not None else context.settings.now()
     start = since if since is not None else end - DEFAULT_COUNTS_WINDOW
     # Nothing was scanned before 1970; a window reaching further back would only meet wrong
@@ -191,11 +225,6 @@ def import_people(body: PeopleImport, context: Context) -> PeopleImported:
     ]
     stored = context.storage.upsert_people(records)
     return PeopleImported(people=[person.message() for person in stored])
-
-
-@router.get("/people/{person_ref}")
-def get_person(person_ref: str, context: Context) -> PersonOut:
-    return _require_person(context, person_ref).message()
 
 
 @router.post("/people/{person_ref}/codes", response_model=IssuedCode, responses=PNG)
@@ -257,11 +286,15 @@ def create_enrollment_token(body: EnrollmentTokenRequest, context: Context) -> E
     return EnrollmentToken(token=token, venue_id=venue.id, expires_at=from_ms(expires_at_ms))
 
 
-@router.get("/devices")
-def list_devices(context: Context) -> list[DeviceInfo]:
-    """Every device, with the latest status report it sent (deny-list age, pending check-ins)."""
+@venue_router.get("/devices")
+def list_devices(context: Context, principal: VenueManager) -> list[DeviceInfo]:
+    """Every device (a venue manager's venues' only), with its latest status report."""
     reports = context.storage.device_reports()
-    return [device.message(reports.get(device.id)) for device in context.storage.list_devices()]
+    return [
+        device.message(reports.get(device.id))
+        for device in context.storage.list_devices()
+        if principal.sees_venue(device.venue_id)
+    ]
 
 
 @router.post("/devices/{device_id}/revoke")

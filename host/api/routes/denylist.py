@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from host.api.deps import (
@@ -14,14 +14,15 @@ from host.api.deps import (
     HostContext,
     SignedCall,
     in_device_thread,
-    require_admin,
+    requires,
 )
 from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute
 from host.identities import holder_of
 from host.storage.base import DenyListEntry
+from host.storage.users import Role
 from shared.denylist import MEDIA_TYPE, HashKind, identity_hash, person_hash
-from shared.healthcode import normalise_id_number
+from shared.idnumber import normalise_id_number
 from shared.messages import (
     DenyDigest,
     DenyIdNumber,
@@ -39,7 +40,7 @@ from shared.sealed import CardIdentity, DocumentType
 admin_router = APIRouter(
     prefix="/admin/denylist",
     tags=["admin"],
-    dependencies=[Depends(require_admin)],
+    dependencies=[requires(Role.ADMIN)],
     route_class=StrictJsonRoute,
 )
 device_router = APIRouter(tags=["devices"], route_class=StrictJsonRoute)

@@ -34,15 +34,13 @@ from hardware.idcard.ga467 import (
     build_response,
     checksum,
     encode_frame,
-    id_check_character,
-    is_valid_id_number,
-    mask_id_number,
     parse_base_info,
     parse_request,
     parse_response,
     status_text,
 )
 from hardware.idcard.sam_emulator import SAMPLE_CARD, SAMPLE_SAM_ID, SAMPLE_TEXT
+from shared.idnumber import id_check_character, is_valid_id_number, mask_id_number
 from tests.hardware.idcard.conftest import OTHER_TEXT
 
 
