@@ -1,8 +1,9 @@
-"""`sentinel host serve`: run the host service under uvicorn, one worker or several."""
+"""`sentinel host ...`: run the host service (one worker or several), and operators' commands."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -18,6 +19,11 @@ from host.storage.sqlite import sqlite_refuses_workers
 
 log = logging.getLogger("host")
 ADMIN_TOKEN_FILE = "admin-token"
+# `sentinel host NAME`: the module with its add_arguments(parser) and run(args), and its help.
+COMMANDS = {
+    "user": ("host.commands.users", "add, list and revoke host users (one role each)"),
+    "audit": ("host.commands.audit", "check the audit log's hash chain"),
+}
 
 
 def admin_token_file_for(database: Database, given: Path | None) -> Path:
@@ -90,9 +96,17 @@ def serve(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `host` subcommands (`serve`) to the parser of `sentinel host`."""
+    """Add the `host` subcommands (`serve` and `COMMANDS`) to the parser of `sentinel host`."""
     commands = parser.add_subparsers(dest="host_command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser("serve", help="run the host verification service")
+    add_serve_arguments(serve_parser)
+    for name, (module_name, help_line) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(commands.add_parser(name, help=help_line, description=module.__doc__))
+
+
+def add_serve_arguments(serve_parser: argparse.ArgumentParser) -> None:
+    """The options of `sentinel host serve`."""
     serve_parser.add_argument(
         "--db",
         required=True,
@@ -136,6 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the `host` subcommand parsed by a parser set up with `add_arguments`."""
+    if args.host_command != "serve":
+        return importlib.import_module(COMMANDS[args.host_command][0]).run(args)
     try:
         if args.workers < 1:
             raise ValueError("--workers must be at least 1")

@@ -152,6 +152,29 @@ class Admin:
         body = {"venue_id": venue_id, "ttl_seconds": ttl_seconds}
         return self.ok("POST", "/enrollment-tokens", json=body)["token"]
 
+    def user(self, name: str, role: str, **scope: Any) -> User:
+        """A new host user with `role` (and `venues=[...]` or `org=...`), as a client."""
+        made = self.ok("POST", "/users", json={"name": name, "role": role, **scope})
+        return User(self.client, made["token"], role)
+
+
+class User:
+    """A host user's calls to `/api/v1`, with their bearer token."""
+
+    def __init__(self, client: httpx.Client, token: str, role: str) -> None:
+        self.client = client
+        self.role = role
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = self.headers | kwargs.pop("headers", {})
+        return self.client.request(method, f"{API_PREFIX}{path}", headers=headers, **kwargs)
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        assert response.is_success, response.text
+        return response.json()
+
 
 @dataclass
 class Device:

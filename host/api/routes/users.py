@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from host.api.deps import AdminPrincipal, Context, Principal, requires
 from host.api.errors import ApiError
 from host.api.fields import Purpose
 from host.api.parsing import StrictJsonRoute
-from host.core.security import new_token, random_id, token_hash
 from host.core.times import from_ms, to_ms
-from host.storage.users import AuditRecord, Role, UserExists, UserRecord
+from host.storage.users import AuditRecord, Role, UserRecord
+from host.users import UserCreate, UserRefused, create_user
 from shared.messages import PersonOut
 
 router = APIRouter(tags=["users"], route_class=StrictJsonRoute)
@@ -22,22 +22,6 @@ MAX_AUDIT_PAGE = 1000
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class UserCreate(Model):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f]+$")
-    role: Role
-    venues: list[str] = Field(default_factory=list, max_length=1000)
-    org: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _scope_fits_role(self) -> UserCreate:
-        """A venue manager needs venues, a screener an organisation; no other role has either."""
-        if (self.role is Role.VENUE_MANAGER) != bool(self.venues):
-            raise ValueError("venues are given for a venue-manager, and only for one")
-        if (self.role is Role.SCREENER) != (self.org is not None):
-            raise ValueError("an organisation is given for a screener, and only for one")
-        return self
 
 
 class UserOut(Model):
@@ -94,30 +78,12 @@ class AuditOut(Model):
         )
 
 
-def create_user(context: Context, body: UserCreate) -> tuple[UserRecord, str]:
-    """Store a new user and make their token: returned once, kept only as its hash."""
-    unknown = [venue for venue in body.venues if context.storage.get_venue(venue) is None]
-    if unknown:
-        raise ApiError(422, "unknown-venue", f"no venue {unknown[0]}")
-    token = new_token("user")
-    user = UserRecord(
-        id=random_id("u_", 16),
-        name=body.name,
-        role=body.role,
-        venues=tuple(dict.fromkeys(body.venues)),
-        org=body.org,
-        created_at_ms=context.settings.now_ms(),
-    )
-    try:
-        context.storage.add_user(user, token_hash(token))
-    except UserExists as error:
-        raise ApiError(409, "user-exists", str(error)) from None
-    return user, token
-
-
 @router.post("/admin/users", status_code=201)
 def add_user(body: UserCreate, context: Context, _admin: AdminPrincipal) -> UserCreated:
-    user, token = create_user(context, body)
+    try:
+        user, token = create_user(context.storage, body, context.settings.now_ms())
+    except UserRefused as refusal:
+        raise ApiError(refusal.status, refusal.code, str(refusal)) from None
     return UserCreated(**UserOut.of(user).model_dump(), token=token)
 
 

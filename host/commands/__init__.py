@@ -1,0 +1,74 @@
+"""What the operators' commands share: the database to open, or the host and token to call."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import httpx
+
+from host.storage import Database
+from host.storage.sql import SqlStorage
+from shared.messages import API_PREFIX
+
+TOKEN_ENVIRONMENT = "SENTINEL_TOKEN"
+
+
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        required=True,
+        metavar="DATABASE",
+        help="the host's database: a SQLite file (or sqlite:///FILE), or postgresql://...",
+    )
+
+
+def open_storage(given: str) -> SqlStorage:
+    """The host's storage at `given`, migrated as the host itself would."""
+    storage = Database.parse(given).open()
+    assert isinstance(storage, SqlStorage)
+    return storage
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """--host and --token: commands that read personal data go through the API, as a user."""
+    parser.add_argument(
+        "--host", required=True, metavar="URL", help="the host's base URL, e.g. https://host:8000"
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENVIRONMENT),
+        help=f"your user token (default: the {TOKEN_ENVIRONMENT} environment variable)",
+    )
+
+
+def api_client(args: argparse.Namespace, timeout_s: float = 30.0) -> httpx.Client:
+    """A client of the host's `/api/v1`, with the user's bearer token; ValueError without one."""
+    if not args.token:
+        raise ValueError(f"give --token or set {TOKEN_ENVIRONMENT}")
+    return httpx.Client(
+        base_url=args.host.rstrip("/") + API_PREFIX,
+        headers={"Authorization": f"Bearer {args.token}"},
+        timeout=timeout_s,
+    )
+
+
+def api_error(response: httpx.Response) -> str:
+    """The host's refusal in one line: its error code and detail, else the HTTP status."""
+    try:
+        body = response.json()
+        return f"{body['error']}: {body['detail']}"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Rows under a header, each column as wide as its widest cell."""
+    cells = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        padded = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(padded).rstrip())
+    sys.stdout.flush()
