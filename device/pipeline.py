@@ -16,6 +16,7 @@ import numpy as np
 from device.clock import DeviceClock
 from device.store import Store, StoreError
 from shared.dcc.schema import SchemaStore
+from shared.dcc.value_sets import ValueSets, packaged_value_sets
 from shared.denylist import DenyList
 from shared.healthcode import CodeKind, HealthStatus
 from shared.idnumber import mask_id_number
@@ -102,6 +103,7 @@ class VenueState:
     rules: RuleSet | None
     trust: TrustStore = field(default_factory=TrustStore)
     sealing_key: bytes | None = None  # the host's X25519 key that ID-card identities go to
+    dcc_value_sets: ValueSets = field(default_factory=packaged_value_sets)
 
     @classmethod
     def from_config(cls, config: DeviceConfig) -> VenueState:
@@ -118,7 +120,7 @@ class VenueState:
                 sealing_key = config.sealing_key.raw()
             except ValueError as error:
                 log.error("sealing key refused, ID cards are decided offline: %s", error)
-        return cls(config.venue.id, rules, trust, sealing_key)
+        return cls(config.venue.id, rules, trust, sealing_key, config.value_sets())
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,7 @@ class Pipeline:
         if sealed is not None and self._identity_lookup is not None:
             found = self._identity_lookup(sealed)
         temperature = self._measure()
-        context = self._context(temperature.celsius, None)
+        context = self._context(venue, temperature.celsius, None)
         assessment = assess_id_card(
             identity, found, rules=venue.rules, context=context, validity=validity
         )
@@ -312,7 +314,9 @@ class Pipeline:
         """A temperature measured now, if a thermometer is fitted."""
         return NO_THERMOMETER if self._temperature is None else self._temperature()
 
-    def _context(self, temperature_c: float | None, id_number: str | None) -> CheckContext:
+    def _context(
+        self, venue: VenueState, temperature_c: float | None, id_number: str | None
+    ) -> CheckContext:
         deny_list = self._deny_list()
         return CheckContext(
             now=self._clock.now(),
@@ -323,12 +327,13 @@ class Pipeline:
             id_number=id_number,
             status_lookup=self._status_lookup,
             dcc_schemas=self._dcc_schemas,
+            dcc_value_sets=venue.dcc_value_sets,
         )
 
     def _assess(self, text: str, temperature: Temperature, id_number: str | None) -> Checked:
         with self._venue_lock:
             venue = self._venue
-        context = self._context(temperature.celsius, id_number)
+        context = self._context(venue, temperature.celsius, id_number)
         assessment = assess(text, trust=venue.trust, rules=venue.rules, context=context)
         return Checked(assessment, context, venue.venue_id, temperature.readings)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from host.storage.base import Storage
 from shared.dcc.certificates import SignerCertificate, load_certificates
+from shared.dcc.value_sets import ValueSets, default_value_sets, packaged_value_sets
 from shared.keys import KeyPurpose, SigningKey
 from shared.messages import PublishedKey, trust_store
 from shared.sealed import SealingKey
@@ -34,6 +35,7 @@ class HostKeys:
         sealing: SealingKey,
         id_hmac_key: bytes,
         dcc_signers: Sequence[SignerCertificate] = (),
+        dcc_value_sets: ValueSets | None = None,
     ) -> None:
         self.health = health
         self.venue = venue
@@ -52,6 +54,10 @@ class HostKeys:
         self.trust = trust_store(self.published)  # what a device trusts, built the same way
         for signer in self.dcc_signers:
             self.trust.add(signer.trusted_key())
+        # Published to devices with the signers; a device keeps a newer set of its own.
+        self.dcc_value_sets = (
+            dcc_value_sets if dcc_value_sets is not None else packaged_value_sets()
+        )
 
     @classmethod
     def load(cls, storage: Storage, dcc_trust: Path | None = None) -> HostKeys:
@@ -66,4 +72,5 @@ class HostKeys:
                 "id-hmac-key", lambda: secrets.token_bytes(ID_HMAC_KEY_BYTES)
             ),
             dcc_signers=load_certificates(dcc_trust) if dcc_trust is not None else (),
+            dcc_value_sets=default_value_sets(),
         )

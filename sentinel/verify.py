@@ -1,7 +1,7 @@
 """`sentinel verify`: check one credential offline, an EU DCC (HC1:), a health code or a venue code.
 
 Exit status: 0 when it verifies, 1 when it does not, 2 when the command could not run
-(bad arguments, unreadable trust files, schemas or image).
+(bad arguments, unreadable trust files, schemas, value sets or image).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from shared import healthcode, venuecode
 from shared.dcc.certificates import certificates_in, load_certificate, load_certificates
 from shared.dcc.hcert import CERTIFICATE_TYPES, VerifiedDcc, verify_dcc
 from shared.dcc.schema import SchemaStore
+from shared.dcc.value_sets import VALUE_SETS_DIR_ENV, ValueSets, default_value_sets
 from shared.envelope import CredentialError, Stage
 from shared.healthcode import HealthCode
 from shared.keys import TrustedKey, TrustStore, b64url_decode
@@ -119,6 +120,14 @@ def load_schemas(directory: Path | None) -> SchemaStore | None:
         raise UsageError(f"--schemas: {error}") from None
 
 
+def load_value_sets() -> ValueSets:
+    """The packaged EU DCC value sets, with the newer ones $SENTINEL_DCC_VALUE_SETS holds."""
+    try:
+        return default_value_sets()
+    except (OSError, ValueError) as error:
+        raise UsageError(f"${VALUE_SETS_DIR_ENV}: {error}") from None
+
+
 def text_in_image(path: Path) -> str:
     """The credential in a picture: the first QR code that holds one, else the first code."""
     import cv2
@@ -146,10 +155,13 @@ def dcc_claims(dcc: VerifiedDcc, *, show_payload: bool) -> dict[str, Any]:
         "issued_at": _time(dcc.issued_at),
         "expires_at": _time(dcc.expires_at),
         "signer_kid": dcc.kid.hex(),
-        "schema_version": dcc.schema_version,
+        # The schema used, and the version the DCC declared: a version never published is
+        # validated against the newest schema of its major version.
+        "schema_version": dcc.schema.version if dcc.schema else None,
+        "schema_declared": dcc.schema.declared if dcc.schema else None,
         "not_checked": [
             stage.value
-            for stage, checked in ((Stage.SCHEMA, dcc.schema_version), (Stage.EXPIRY, True))
+            for stage, checked in ((Stage.SCHEMA, dcc.schema), (Stage.EXPIRY, True))
             if not checked
         ],
     }
@@ -183,6 +195,7 @@ def verify_text(
     *,
     now: datetime,
     schemas: SchemaStore | None,
+    value_sets: ValueSets | None = None,
     show_payload: bool = False,
 ) -> dict[str, Any]:
     """The verdict on one text: {"ok", "kind", "failed_stage", "reason", "claims"}."""
@@ -196,7 +209,7 @@ def verify_text(
     }
     try:
         if kind is CredentialKind.DCC:
-            verified = verify_dcc(text, trust, now=now, schemas=schemas)
+            verified = verify_dcc(text, trust, now=now, schemas=schemas, value_sets=value_sets)
             result["claims"] = dcc_claims(verified, show_payload=show_payload)
         elif kind is CredentialKind.HEALTH:
             result["claims"] = health_claims(healthcode.read(text, trust, now=now))
@@ -247,10 +260,19 @@ def run(args: argparse.Namespace) -> int:
         now = verification_time(args.at)
         trust = load_trust(args.trust)
         text = args.text if args.text is not None else text_in_image(args.image)
-        schemas = load_schemas(args.schemas) if recognise(text) is CredentialKind.DCC else None
+        is_dcc = recognise(text) is CredentialKind.DCC
+        schemas = load_schemas(args.schemas) if is_dcc else None
+        value_sets = load_value_sets() if is_dcc else None
     except UsageError as error:
         print(f"sentinel verify: {error}", file=sys.stderr)
         return EXIT_USAGE
-    result = verify_text(text, trust, now=now, schemas=schemas, show_payload=args.show_payload)
+    result = verify_text(
+        text,
+        trust,
+        now=now,
+        schemas=schemas,
+        value_sets=value_sets,
+        show_payload=args.show_payload,
+    )
     print(json.dumps(result, ensure_ascii=False) if args.json else summary(result))
     return EXIT_VERIFIED if result["ok"] else EXIT_REFUSED

@@ -24,6 +24,7 @@ from shared.keys import (
 
 MAX_INFLATED_BYTES = 64 * 1024
 COSE_SIGN1_TAG = 18
+CWT_TAG = 61  # RFC 8392 section 6: optional, and then around a tagged COSE message
 HEADER_ALG = 1
 HEADER_KID = 4
 CWT_ISS = 1
@@ -42,6 +43,7 @@ class Stage(StrEnum):
     KEYUSAGE = "keyusage"
     CWT = "cwt"
     SCHEMA = "schema"
+    VALUESET = "valueset"
     EXPIRY = "expiry"
 
 
@@ -121,11 +123,22 @@ def _header_map(raw: Any, name: str) -> dict[Any, Any]:
 
 
 def parse_cose(data: bytes) -> CoseSign1:
-    """Stage cose: parse a (tagged or untagged) COSE_Sign1 and its alg and kid headers."""
+    """Stage cose: parse a (tagged or untagged) COSE_Sign1 and its alg and kid headers.
+
+    The COSE_Sign1 may also stand inside the CWT tag (61), which RFC 8392 lets wrap a
+    tagged COSE message only: 61(18([...])).
+    """
     try:
         item = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as error:
         raise CredentialError(Stage.COSE, f"not CBOR ({error})") from None
+    if isinstance(item, cbor2.CBORTag) and item.tag == CWT_TAG:
+        item = item.value
+        if not isinstance(item, cbor2.CBORTag):
+            raise CredentialError(
+                Stage.COSE,
+                f"the CWT tag ({CWT_TAG}) must wrap a tagged COSE_Sign1 ({COSE_SIGN1_TAG})",
+            )
     if isinstance(item, cbor2.CBORTag):
         if item.tag != COSE_SIGN1_TAG:
             raise CredentialError(Stage.COSE, f"CBOR tag {item.tag} is not COSE_Sign1 (18)")

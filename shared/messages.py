@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
@@ -18,6 +19,7 @@ from pydantic import (
 )
 
 from shared.dcc.certificates import load_certificate
+from shared.dcc.value_sets import ValueSet, ValueSets, packaged_value_sets
 from shared.denylist import HashKind
 from shared.healthcode import (
     CodeKind,
@@ -266,6 +268,24 @@ class SealingKeyOut(Message):
         return raw
 
 
+DccCode = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class DccValueSetOut(Message):
+    """An EU DCC value set as devices get it: its id, its date and its codes (no names)."""
+
+    id: str = Field(min_length=1, max_length=100)
+    date: date
+    codes: list[DccCode] = Field(min_length=1, max_length=10_000)
+
+    @classmethod
+    def of(cls, value_set: ValueSet) -> DccValueSetOut:
+        return cls(id=value_set.id, date=value_set.date, codes=sorted(value_set.codes))
+
+    def value_set(self) -> ValueSet:
+        return ValueSet(self.id, self.date, frozenset(self.codes))
+
+
 class DeviceConfig(Message):
     device_id: str
     venue: Venue
@@ -276,6 +296,9 @@ class DeviceConfig(Message):
     )
     dcc_signers: list[str] = Field(
         default_factory=list, description="EU DCC signer certificates, base64url DER"
+    )
+    dcc_value_sets: list[DccValueSetOut] = Field(
+        default_factory=list, description="the EU DCC value sets the host checks codes against"
     )
     server_time: AwareDatetime
 
@@ -292,6 +315,10 @@ class DeviceConfig(Message):
         for der in self.dcc_signers:
             store.add(load_certificate(b64url_decode(der)).trusted_key())
         return store
+
+    def value_sets(self) -> ValueSets:
+        """The device's own value sets, each replaced by the host's of its id unless older."""
+        return packaged_value_sets().updated(sent.value_set() for sent in self.dcc_value_sets)
 
 
 class EnrollResponse(Message):

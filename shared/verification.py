@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -12,6 +12,7 @@ from shared import healthcode, venuecode
 from shared.dcc import hcert
 from shared.dcc.hcert import VerifiedDcc
 from shared.dcc.schema import SchemaStore
+from shared.dcc.value_sets import ValueSets, packaged_value_sets
 from shared.denylist import DenyList
 from shared.envelope import CredentialError, Stage
 from shared.healthcode import CodeKind, HealthCode, HealthStatus
@@ -60,6 +61,8 @@ class CheckContext:
     # Paper codes: the host's current status behind a person reference; None when offline.
     status_lookup: Callable[[str], HealthStatus | None] | None = None
     dcc_schemas: SchemaStore | None = None  # without them an EU DCC goes to staff
+    # The EU DCC value sets: the host's when it sent newer ones, else the package's own.
+    dcc_value_sets: ValueSets = field(default_factory=packaged_value_sets)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,10 @@ def _failure(kind: CredentialKind, error: CredentialError) -> Assessment:
         return Assessment(kind, Decision(Outcome.DENY, (f"wrong-key-usage: {error.reason}",)))
     if error.stage is Stage.EXPIRY:
         return Assessment(kind, Decision(Outcome.DENY, (f"expired: {error.reason}",)))
+    if error.stage is Stage.VALUESET:
+        # Signed, but a code the device's value sets lack: a forged code, or a new one the
+        # device has not been sent yet. It cannot be verified, so staff decide.
+        return Assessment(kind, Decision(Outcome.REFER, (f"unknown-code: {error.reason}",)))
     # Damaged or malformed beyond the signature: it cannot be verified, so staff decide.
     return Assessment(kind, Decision(Outcome.REFER, (f"unreadable: {error}",)))
 
@@ -243,7 +250,13 @@ def _assess_dcc(
     kind = CredentialKind.DCC
     now = context.now if context.clock_trusted else None
     try:
-        verified = hcert.verify_dcc(text, trust, now=now, schemas=context.dcc_schemas)
+        verified = hcert.verify_dcc(
+            text,
+            trust,
+            now=now,
+            schemas=context.dcc_schemas,
+            value_sets=context.dcc_value_sets,
+        )
     except CredentialError as error:
         return _failure(kind, error)
     listed = None
@@ -253,6 +266,6 @@ def _assess_dcc(
         )
     facts = _facts("dcc", verified.payload, context, listed)
     decision = decide(rules, facts)
-    if verified.schema_version is None and decision.outcome is Outcome.PASS:
+    if verified.schema is None and decision.outcome is Outcome.PASS:
         decision = Decision(Outcome.REFER, ("schema-unchecked: no EU DCC schemas on this device",))
     return Assessment(kind, decision, dcc=verified)

@@ -270,10 +270,14 @@ class SecureMessaging:
     def unprotect_response(self, response: ResponseApdu) -> ResponseApdu:
         """Check the MAC of a protected response and decrypt it.
 
-        Raises SecureMessagingError for a missing or wrong MAC or a missing DO'99'. A
-        response with no data at all is returned as it is (a plain status word: the card
-        refused the command and dropped the session; the caller reports the status word),
-        but only for an error status: a plain 9000 would be unauthenticated.
+        Raises SecureMessagingError for a missing or wrong MAC, or a DO'99' that is not one
+        status word. A response with no data at all is returned as it is (a plain status word:
+        the card refused the command and dropped the session; the caller reports the status
+        word), but only for an error status: a plain 9000 would be unauthenticated.
+
+        The status word is the one in DO'99', which the MAC covers. Some cards leave DO'99' out
+        of a response whose MAC is good; as lenient readers do, the status word is then the
+        response's own trailing SW1 SW2, which the MAC does not cover.
         """
         ssc = self._next_ssc()
         if not response.data:
@@ -291,13 +295,14 @@ class SecureMessaging:
         if not hmac.compare_digest(self._mac(ssc, covered), macs[0]):
             raise SecureMessagingError("the response MAC does not match: read aborted")
         statuses = [value for tag, value, _ in objects if tag == TAG_STATUS]
-        if len(statuses) != 1 or len(statuses[0]) != 2:
-            raise SecureMessagingError("the response has no DO'99' (status word)")
+        if len(statuses) > 1 or any(len(status) != 2 for status in statuses):
+            raise SecureMessagingError("the response's DO'99' is not one status word")
+        sw = int.from_bytes(statuses[0], "big") if statuses else response.sw
         data = b""
         for tag, value, _ in objects:
             if tag == TAG_ENCRYPTED:
                 data = self._decrypt_do(value)
-        return ResponseApdu(data, int.from_bytes(statuses[0], "big"))
+        return ResponseApdu(data, sw)
 
     # card side
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from shared.dcc.schema import SchemaStore
+from shared.dcc.schema import SchemaCheck, SchemaStore
+from shared.dcc.value_sets import ValueSets, packaged_value_sets
 from shared.envelope import CredentialError, Stage, check_expiry, open_envelope
 from shared.keys import KeyPurpose, TrustedKey, TrustStore
 
@@ -30,7 +31,7 @@ class VerifiedDcc:
     signature: bytes  # the COSE signature, as DCC revocation lists hash it
     alg: int  # the COSE algorithm of the signature (ES256's is hashed by its r half only)
     kid: bytes  # the signer's key id
-    schema_version: str | None  # the schema it was validated against; None: not checked
+    schema: SchemaCheck | None  # the schema it was validated against; None: not checked
     expiry_checked: bool  # False when no clock was given
 
 
@@ -108,20 +109,24 @@ def verify_dcc(
     *,
     now: datetime | None,
     schemas: SchemaStore | None,
+    value_sets: ValueSets | None = None,
 ) -> VerifiedDcc:
-    """Verify an `HC1:` text: envelope, signature, key usage, schema (if given), expiry (if now).
+    """Verify an `HC1:` text: envelope, signature, key usage, schema, codes, expiry.
 
-    Raises CredentialError naming the stage that failed. With no schema store the result's
-    schema_version is None; with no clock its expiry_checked is False: nothing passes silently.
+    The schema is checked if a store is given, the codes against `value_sets` (by default the
+    release shipped with the package), the expiry if `now` is given. Raises CredentialError
+    naming the stage that failed. With no schema store the result's schema is None; with no
+    clock its expiry_checked is False: nothing passes silently.
     """
     opened = open_envelope(text, PREFIX, trust, KeyPurpose.DCC)
     payload = dcc_payload(opened.cwt.claims)
     check_key_usage(opened.signer, certificate_types(payload))
-    schema_version = schemas.validate(payload) if schemas is not None else None
+    schema = schemas.validate(payload) if schemas is not None else None
     kind, entry = single_entry(payload)
     uvci = entry.get("ci")
     if not isinstance(uvci, str):
         raise CredentialError(Stage.SCHEMA, "the entry has no certificate identifier (ci)")
+    (value_sets if value_sets is not None else packaged_value_sets()).check(kind, entry)
     if now is not None:
         check_expiry(opened.cwt, now, valid_at_expiry=True)
     country = opened.cwt.issuer or entry.get("co")
@@ -135,6 +140,6 @@ def verify_dcc(
         signature=opened.cose.signature,
         alg=opened.cose.alg,
         kid=opened.cose.kid,
-        schema_version=schema_version,
+        schema=schema,
         expiry_checked=now is not None,
     )

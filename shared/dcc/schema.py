@@ -36,21 +36,35 @@ def _semver(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+@dataclass(frozen=True)
+class SchemaCheck:
+    """Which schema a payload was validated against, and the version it declared."""
+
+    declared: str  # the payload's `ver`
+    version: str  # the schema used: `declared`, or the newest of its major version
+
+    @property
+    def substituted(self) -> bool:
+        """True when `declared` was never published and a newer schema stood in for it."""
+        return self.declared != self.version
+
+
 @dataclass
 class SchemaStore:
     """The DCC schemas by version ("1.3.0"), each compiled on first use (Draft 2020-12).
 
-    A payload is validated against the schema its `ver` names. Strictly, a version the store
-    lacks fails; `lenient` uses the newest schema of the same major version instead (real
-    DCCs declare versions that were never published as schemas, such as 1.0.4).
+    A payload is validated against the schema its `ver` names. A version the store lacks is
+    validated against the newest schema of the same major version, as deployed verifiers do
+    (real DCCs declare versions that were never published as schemas, such as 1.0.4); with
+    `strict` it fails instead.
     """
 
     schemas: dict[str, dict[str, Any]]
-    lenient: bool = False
+    strict: bool = False
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_directory(cls, directory: Path, *, lenient: bool = False) -> SchemaStore:
+    def from_directory(cls, directory: Path, *, strict: bool = False) -> SchemaStore:
         """Every `MAJOR.MINOR.PATCH.json` in the directory; raises ValueError if there is none."""
         schemas = {}
         for path in sorted(directory.glob("*.json")):
@@ -59,13 +73,13 @@ class SchemaStore:
                 schemas[version] = json.loads(path.read_text("utf-8"))
         if not schemas:
             raise ValueError(f"no DCC schema (MAJOR.MINOR.PATCH.json) in {directory}")
-        return cls(schemas, lenient)
+        return cls(schemas, strict)
 
     @classmethod
-    def default(cls, *, lenient: bool = False) -> SchemaStore | None:
+    def default(cls, *, strict: bool = False) -> SchemaStore | None:
         """The store at default_schema_dir(), or None when there is none."""
         directory = default_schema_dir()
-        return cls.from_directory(directory, lenient=lenient) if directory is not None else None
+        return cls.from_directory(directory, strict=strict) if directory is not None else None
 
     @property
     def versions(self) -> list[str]:
@@ -79,25 +93,27 @@ class SchemaStore:
         if declared in self.schemas:
             return declared
         same_major = [v for v in self.versions if _semver(v)[0] == _semver(declared)[0]]
-        if self.lenient and same_major:
+        if same_major and not self.strict:
             return same_major[-1]
         raise CredentialError(
             Stage.SCHEMA, f"no schema for version {declared} (have {', '.join(self.versions)})"
         )
 
-    def validate(self, payload: Any) -> str:
-        """Validate a DCC payload against the schema its `ver` names; return the version used.
+    def validate(self, payload: Any) -> SchemaCheck:
+        """Validate a DCC payload against the schema its `ver` names; say which one was used.
 
         Raises CredentialError (schema) naming the first place that breaks the schema, never
         quoting the payload's values (they are personal data).
         """
         if not isinstance(payload, dict):
             raise CredentialError(Stage.SCHEMA, "the DCC payload is not a JSON object")
-        version = self.version_for(payload.get("ver"))
+        declared = payload.get("ver")
+        version = self.version_for(declared)
         error = best_match(self._validator(version).iter_errors(payload))
         if error is not None:
-            raise CredentialError(Stage.SCHEMA, f"schema {version}: {describe(error)}")
-        return version
+            standing_in = f" for {declared}" if version != declared else ""
+            raise CredentialError(Stage.SCHEMA, f"schema {version}{standing_in}: {describe(error)}")
+        return SchemaCheck(declared, version)
 
     def _validator(self, version: str) -> Draft202012Validator:
         if version not in self._validators:

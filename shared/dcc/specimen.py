@@ -18,6 +18,9 @@ from shared.envelope import CWT_EXP, CWT_IAT, CWT_ISS, seal
 from shared.keys import ES256, PS256, key_id, raw_ecdsa_signature
 
 SPECIMEN_COUNTRY = "XX"  # a user-assigned ISO 3166 code: no real issuer
+# Where the specimen's vaccination or test took place: a code of the EU country value set,
+# which holds no user-assigned code.
+EVENT_COUNTRY = "CN"
 EPOCH = datetime(2021, 6, 1, tzinfo=UTC)
 
 
@@ -98,7 +101,7 @@ def specimen_payload(
     kind: str = "v", *, uvci: str = "URN:UVCI:01:XX:SENTINEL/SPECIMEN0001#K"
 ) -> dict[str, Any]:
     """A DCC (schema 1.3.0) of a fictional holder with one entry of this type ('v', 't', 'r')."""
-    common = {"tg": "840539006", "co": SPECIMEN_COUNTRY, "is": "Sentinel specimen", "ci": uvci}
+    common = {"tg": "840539006", "co": EVENT_COUNTRY, "is": "Sentinel specimen", "ci": uvci}
     entries: dict[str, dict[str, Any]] = {
         "v": {
             "vp": "1119349007",

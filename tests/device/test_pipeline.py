@@ -29,6 +29,10 @@ from device.store import Store
 from hardware.qr import QrDecoder
 from hardware.thermometer.emulator import Emulator
 from shared import healthcode
+from shared.dcc.certificates import trust_list
+from shared.dcc.schema import SchemaStore
+from shared.dcc.specimen import SpecimenSigner, issue_dcc, specimen_payload
+from shared.dcc.value_sets import TEST_DEVICES, ValueSet, packaged_value_sets
 from shared.denylist import DenyList, HashKind, identity_hash
 from shared.healthcode import CodeKind, Colour, HealthStatus, NucleicTest, TestResult
 from shared.keys import SigningKey, TrustStore
@@ -38,6 +42,7 @@ from shared.qrimage import qr_png
 from shared.rules.defaults import default_ruleset
 from shared.sealed import CardIdentity, DocumentType, SealingKey
 from shared.verification import CardValidity, CredentialKind, IdentityStatus
+from tests.shared.dcc.conftest import SCHEMA_DIR
 
 
 class TrustedClock(DeviceClock):
@@ -237,6 +242,38 @@ def test_untrusted_clock_refers(tmp_path: Path, trust: TrustStore, health_key: S
     event = pipeline.process_text(green_code(health_key), "a")
     assert event.decision.outcome is Outcome.REFER
     assert Store(tmp_path / "s.db").pending(1)[0].clock_trusted is False
+
+
+def test_the_venues_dcc_value_sets_decide_which_codes_are_known(tmp_path: Path) -> None:
+    """An EU DCC rapid test from a device the packaged value sets lack is referred; with the
+    newer set the host sent (in the venue state), the next scan passes."""
+    if not SCHEMA_DIR.is_dir():
+        pytest.skip(f"the DCC schemas are not at {SCHEMA_DIR}")
+    signer = SpecimenSigner.generate()
+    now = datetime.now(UTC)
+    sampled = (now - timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    payload = specimen_payload("t")
+    payload["t"][0] |= {"tt": "LP217198-3", "ma": "9999", "sc": sampled}
+    trust = trust_list([signer.certificate])
+    rules = default_ruleset(VenueCategory.PUBLIC_PLACE)
+    pipeline = Pipeline(
+        QrDecoder(),
+        Store(tmp_path / "s.db"),
+        TrustedClock(),
+        VenueState("v_1", rules, trust),
+        feedback=lambda event: None,
+        dcc_schemas=SchemaStore.from_directory(SCHEMA_DIR),
+    )
+    first = pipeline.process_text(issue_dcc(payload, signer, issued_at=now), "a")
+    assert first.decision.outcome is Outcome.REFER
+    assert first.decision.reasons[0].startswith("unknown-code: $.t[0].ma")
+    held = packaged_value_sets().sets[TEST_DEVICES]
+    newer = ValueSet(TEST_DEVICES, held.date + timedelta(days=1), held.codes | {"9999"})
+    pipeline.update_venue(
+        VenueState("v_1", rules, trust, None, packaged_value_sets().updated([newer]))
+    )
+    again = pipeline.process_text(issue_dcc(payload, signer, issued_at=now), "b")
+    assert again.decision.outcome is Outcome.PASS
 
 
 def test_before_any_configuration_nothing_passes(tmp_path: Path, health_key: SigningKey) -> None:

@@ -15,6 +15,7 @@ from sentinel.bench import verify as bench
 from shared import healthcode, venuecode
 from shared.dcc.schema import SchemaStore
 from shared.dcc.specimen import EPOCH, SpecimenSigner, issue_dcc, specimen_payload
+from shared.dcc.value_sets import TEST_DEVICES, VALUE_SETS_DIR_ENV
 from shared.keys import ES256, KeyPurpose, SigningKey, b64url
 from shared.messages import PublishedKey
 from shared.qrimage import qr_png
@@ -76,6 +77,7 @@ def test_a_dcc_verifies_with_its_claims_and_schema(
             "expires_at": (EPOCH + timedelta(days=365)).isoformat(),
             "signer_kid": test_signer.kid.hex(),
             "schema_version": "1.3.0",
+            "schema_declared": "1.3.0",
             "not_checked": [],
         },
     }
@@ -187,6 +189,38 @@ def test_a_dcc_without_schemas_says_the_schema_was_not_checked(
     assert result["claims"]["not_checked"] == ["schema"]
     assert result["claims"]["payload"]["nam"]["fnt"] == "SPECIMEN"
     assert "not checked: schema" in verify.summary(result)
+
+
+def test_a_dcc_with_an_unknown_code_fails_unless_newer_value_sets_know_it(
+    test_signer: SpecimenSigner,
+    signer_pem: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    payload = specimen_payload("t")
+    payload["t"][0] |= {"tt": "LP217198-3", "ma": "9999"}  # a rapid test, a device unknown
+    text = issue_dcc(payload, test_signer)
+    trust = verify.load_trust([signer_pem])
+    monkeypatch.delenv(VALUE_SETS_DIR_ENV, raising=False)
+    result = verify.verify_text(text, trust, now=EPOCH, schemas=None)
+    assert (result["ok"], result["failed_stage"]) == (False, "valueset")
+    assert result["reason"].startswith("$.t[0].ma is not a code of the value set")
+
+    newer = tmp_path / "value-sets"
+    newer.mkdir()
+    devices = {"valueSetId": TEST_DEVICES, "valueSetDate": "2023-06-30"}
+    devices["valueSetValues"] = {"9999": {"display": "a device", "active": True}}
+    (newer / "test-manf.json").write_text(json.dumps(devices))
+    monkeypatch.setenv(VALUE_SETS_DIR_ENV, str(newer))
+    value_sets = verify.load_value_sets()
+    assert verify.verify_text(text, trust, now=EPOCH, schemas=None, value_sets=value_sets)["ok"]
+
+    (newer / "test-manf.json").write_text("[]")
+    from sentinel.cli import main
+
+    assert main(["verify", "--trust", str(signer_pem), "--at", AT, text]) == verify.EXIT_USAGE
+    assert f"${VALUE_SETS_DIR_ENV}:" in capsys.readouterr().err
 
 
 def test_the_bench_times_each_credential_and_its_signature() -> None:

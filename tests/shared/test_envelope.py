@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import cbor2
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from shared.base45 import b45encode
 from shared.envelope import (
+    COSE_SIGN1_TAG,
+    CWT_TAG,
     MAX_INFLATED_BYTES,
     CredentialError,
     Stage,
@@ -67,6 +70,34 @@ def test_text_is_qr_alphanumeric(health_key: SigningKey) -> None:
 )
 def test_malformed_input_fails_at_its_stage(text: str, stage: Stage, trust: TrustStore) -> None:
     assert stage_of(text, trust) is stage
+
+
+def test_a_cwt_tag_may_wrap_the_tagged_cose_sign1(
+    health_key: SigningKey, trust: TrustStore
+) -> None:
+    """RFC 8392 section 6: 61(18([...])) is a COSE_Sign1 declared to be a CWT."""
+    tagged = cbor2.loads(sign_cose(claims(), health_key))
+    text = wrap(PREFIX, cbor2.dumps(cbor2.CBORTag(CWT_TAG, tagged)))
+    opened = open_envelope(text, PREFIX, trust, KeyPurpose.HEALTH)
+    assert opened.cwt.claims == claims()
+
+
+@pytest.mark.parametrize(
+    ("wrapped", "says"),
+    [
+        (lambda sign1: sign1.value, "must wrap a tagged COSE_Sign1"),  # 61([...])
+        (lambda sign1: cbor2.CBORTag(17, sign1.value), "CBOR tag 17 is not COSE_Sign1"),
+        (lambda sign1: cbor2.CBORTag(CWT_TAG, sign1), "CBOR tag 61 is not COSE_Sign1"),
+    ],
+)
+def test_a_cwt_tag_around_anything_else_is_a_cose_error(
+    health_key: SigningKey, wrapped: Callable[[cbor2.CBORTag], object], says: str
+) -> None:
+    sign1 = cbor2.loads(sign_cose(claims(), health_key))
+    inner = wrapped(sign1)
+    with pytest.raises(CredentialError, match=says) as caught:
+        parse_cose(cbor2.dumps(cbor2.CBORTag(CWT_TAG, inner)))
+    assert caught.value.stage is Stage.COSE
 
 
 def test_truncated_zlib_stream_is_an_inflate_error(health_key: SigningKey) -> None:
@@ -181,11 +212,13 @@ cbor_values = st.recursive(
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cbor_values, st.booleans())
+@given(cbor_values, st.lists(st.sampled_from([COSE_SIGN1_TAG, CWT_TAG, 17]), max_size=3))
 def test_any_cbor_structure_fails_only_with_a_credential_error(
-    trust: TrustStore, value: object, tagged: bool
+    trust: TrustStore, value: object, tags: list[int]
 ) -> None:
-    item = cbor2.CBORTag(18, value) if tagged else value
+    item = value
+    for tag in reversed(tags):  # tags[0] outermost: [61, 18] is 61(18(value))
+        item = cbor2.CBORTag(tag, item)
     with contextlib.suppress(CredentialError):
         open_envelope(wrap(PREFIX, cbor2.dumps(item)), PREFIX, trust, KeyPurpose.HEALTH)
 

@@ -12,6 +12,7 @@ from shared import healthcode, venuecode
 from shared.dcc.certificates import trust_list
 from shared.dcc.schema import SchemaStore
 from shared.dcc.specimen import EPOCH, SpecimenSigner, issue_dcc, specimen_payload
+from shared.dcc.value_sets import TEST_DEVICES, ValueSet, packaged_value_sets
 from shared.denylist import DenyList, HashKind, certificate_hashes, person_hash
 from shared.healthcode import CodeKind, Colour, HealthStatus, NucleicTest, TestResult
 from shared.keys import SigningKey, TrustStore
@@ -262,6 +263,22 @@ class TestEuDcc:
         result = self.check(issue_dcc(specimen_payload("t"), stranger), signer, schemas)
         assert result.decision.outcome is Outcome.REFER
         assert reasons(result).startswith("untrusted-signer")
+
+    def test_an_unknown_code_is_referred_until_the_value_sets_know_it(
+        self, signer: SpecimenSigner, schemas: SchemaStore
+    ) -> None:
+        """A rapid test from a device the value sets lack: forged, or newer than the sets."""
+        payload = specimen_payload("t")
+        payload["t"][0] |= {"tt": "LP217198-3", "ma": "9999"}
+        text = issue_dcc(payload, signer)
+        result = self.check(text, signer, schemas)
+        assert result.decision.outcome is Outcome.REFER
+        assert reasons(result).startswith("unknown-code: $.t[0].ma is not a code")
+        held = packaged_value_sets().sets[TEST_DEVICES]
+        newer = ValueSet(TEST_DEVICES, held.date + timedelta(days=1), held.codes | {"9999"})
+        value_sets = packaged_value_sets().updated([newer])
+        result = self.check(text, signer, schemas, dcc_value_sets=value_sets)
+        assert result.decision.outcome is Outcome.PASS
 
     def test_without_schemas_staff_decide(self, signer: SpecimenSigner) -> None:
         result = self.check(issue_dcc(specimen_payload("t"), signer), signer, None)

@@ -25,6 +25,7 @@ from shared.keys import b64url
 from shared.messages import (
     CheckInAck,
     CheckInBatch,
+    DccValueSetOut,
     DeviceConfig,
     DeviceReport,
     EnrollRequest,
@@ -51,6 +52,7 @@ def _config(context: HostContext, device: DeviceRecord, now_ms: int) -> DeviceCo
         keys=context.keys.published,
         sealing_key=SealingKeyOut.of(context.keys.sealing),
         dcc_signers=[b64url(signer.der) for signer in context.keys.dcc_signers],
+        dcc_value_sets=[DccValueSetOut.of(value_set) for value_set in context.keys.dcc_value_sets],
         server_time=from_ms(now_ms),
     )
 
@@ -144,6 +146,7 @@ def _verify(context: HostContext, signed: DeviceRequest) -> VerifyResponse:
         deny_list=context.denylist.current(signed.now_ms),
         deny_list_age_minutes=0,  # the host's own list is current by definition
         dcc_schemas=context.dcc_schemas,
+        dcc_value_sets=context.keys.dcc_value_sets,
     )
     assessment = assess(
         asked.text, trust=context.keys.trust, rules=venue.effective_rules(), context=check

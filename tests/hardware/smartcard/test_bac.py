@@ -4,15 +4,21 @@ D.2 key derivation from the MRZ information, D.3 mutual authentication and sessi
 with the example's RND.IFD, K.IFD, RND.IC, K.IC, and D.4 the protected SELECT EF.COM and
 the two READ BINARY of EF.COM with their responses. Then the same exchange run for real:
 our reader against our virtual card, both fed the example's random numbers, must put
-exactly the published APDUs on the wire.
+exactly the published APDUs on the wire. Last, the example's responses with DO'99' left out,
+as some cards send them: the status word is then the response's own.
 """
 
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hardware.smartcard.apdu import CommandApdu, ResponseApdu, read_binary, select_file
 from hardware.smartcard.bac import (
+    TAG_ENCRYPTED,
+    TAG_MAC,
+    TAG_STATUS,
     BacKeys,
     BacTerminal,
     SecureMessaging,
@@ -29,7 +35,7 @@ from hardware.smartcard.bac import (
 )
 from hardware.smartcard.emrtd import EmrtdSession
 from hardware.smartcard.errors import AccessDenied, SecureMessagingError
-from hardware.smartcard.lds import EF_COM, build_ef_com, parse_ef_com
+from hardware.smartcard.lds import EF_COM, build_ef_com, encode_tlv, parse_ef_com
 from hardware.smartcard.mrz import MrzInformation
 from hardware.smartcard.virtual_card import VirtualPassport
 
@@ -258,3 +264,89 @@ def test_d3_and_d4_on_the_wire_reader_against_virtual_card():
         (READ4_PROTECTED, READ4_RAPDU),
         (READ18_PROTECTED, READ18_RAPDU),
     ]
+
+
+# --- responses without DO'99' -------------------------------------------------------------
+
+READ4_DO87 = READ4_RAPDU[:11]
+READ4_RESPONSE_SSC = 0x887022120C06C22A
+
+
+def _reader_after_read4_command() -> SecureMessaging:
+    """The reader of D.4, with SELECT EF.COM done and READ BINARY of 4 bytes just sent."""
+    sm = SecureMessaging(KS_ENC, KS_MAC, SSC)
+    sm.protect_command(select_file(EF_COM))
+    sm.unprotect_response(ResponseApdu.parse(SELECT_RAPDU))
+    assert sm.protect_command(read_binary(0, 4)).to_bytes() == READ4_PROTECTED
+    return sm
+
+
+def _maced(objects: bytes, ssc: int = READ4_RESPONSE_SSC) -> bytes:
+    """The data objects followed by their DO'8E', as the card of D.4 would MAC them."""
+    return objects + encode_tlv(TAG_MAC, retail_mac(KS_MAC, ssc.to_bytes(8, "big") + objects))
+
+
+@pytest.mark.parametrize("sw", [0x9000, 0x6282])
+def test_d4_a_response_without_do99_takes_its_own_status_word(sw):
+    """D.4's READ BINARY answer less DO'99': the MAC over DO'87' alone verifies."""
+    response = ResponseApdu(_maced(READ4_DO87), sw)
+    assert response.data == H("8709019FF0EC34F99226518E08") + response.data[-8:]
+    assert _reader_after_read4_command().unprotect_response(response) == ResponseApdu(
+        READ4_DATA, sw
+    )
+
+
+def test_d4_a_response_of_a_mac_alone_takes_its_own_status_word():
+    sm = SecureMessaging(KS_ENC, KS_MAC, SSC)
+    sm.protect_command(select_file(EF_COM))
+    response = ResponseApdu(_maced(b"", ssc=0x887022120C06C228), 0x9000)
+    assert sm.unprotect_response(response) == ResponseApdu(b"", 0x9000)
+
+
+def test_d4_do99_is_still_the_status_word_when_there_is_one():
+    """The MAC covers DO'99' and not the trailing SW1 SW2: DO'99' wins."""
+    response = ResponseApdu.parse(READ4_RAPDU[:-2] + H("6282"))
+    assert _reader_after_read4_command().unprotect_response(response).sw == 0x9000
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        READ4_DO87 + encode_tlv(TAG_STATUS, H("9000")) + encode_tlv(TAG_STATUS, H("9000")),
+        READ4_DO87 + encode_tlv(TAG_STATUS, H("900000")),
+        READ4_DO87 + encode_tlv(TAG_STATUS, b""),
+    ],
+)
+def test_d4_a_do99_that_is_not_one_status_word_is_refused(objects):
+    with pytest.raises(SecureMessagingError, match="not one status word"):
+        _reader_after_read4_command().unprotect_response(ResponseApdu(_maced(objects), 0x9000))
+
+
+def test_d4_a_response_without_do99_still_needs_its_mac():
+    maced = bytearray(_maced(READ4_DO87))
+    maced[-1] ^= 0x01
+    with pytest.raises(SecureMessagingError, match="MAC does not match"):
+        _reader_after_read4_command().unprotect_response(ResponseApdu(bytes(maced), 0x9000))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(0x6000, 0x9FFF))
+def test_any_plain_response_protected_without_do99_comes_back(data, sw):
+    """What a card protects and MACs without DO'99' reads as the data and its SW1 SW2."""
+    objects = b""
+    if data:
+        objects = encode_tlv(TAG_ENCRYPTED, b"\x01" + tdes_encrypt(KS_ENC, pad(data)))
+    response = ResponseApdu(_maced(objects), sw)
+    assert _reader_after_read4_command().unprotect_response(response) == ResponseApdu(data, sw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_any_response_bytes_unprotect_or_fail_with_a_secure_messaging_error(raw):
+    """A card's bytes, whatever they are, never raise anything but SecureMessagingError."""
+    response = ResponseApdu.parse(raw + H("9000"))
+    try:
+        plain = _reader_after_read4_command().unprotect_response(response)
+    except SecureMessagingError:
+        return
+    assert plain.sw == 0x9000

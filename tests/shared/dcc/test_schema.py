@@ -1,4 +1,4 @@
-"""The schema store: the version a payload names, the lenient fallback, reasons without data."""
+"""The schema store: the version `ver` names, its fallback, strict mode, reasons quoting no data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.dcc import schema
-from shared.dcc.schema import SchemaStore, default_schema_dir
+from shared.dcc.schema import SchemaCheck, SchemaStore, default_schema_dir
 from shared.dcc.specimen import specimen_payload
 from shared.envelope import CredentialError, Stage
 
@@ -43,18 +43,25 @@ def reason(store: SchemaStore, payload: object) -> str:
 def test_the_schema_is_the_one_ver_names(tiny_store: Path) -> None:
     store = SchemaStore.from_directory(tiny_store)
     assert store.versions == ["1.0.0", "1.2.1", "2.0.0"]
-    assert store.validate({"ver": "1.2.1", "nam": "ABC"}) == "1.2.1"
+    check = store.validate({"ver": "1.2.1", "nam": "ABC"})
+    assert check == SchemaCheck("1.2.1", "1.2.1")
+    assert not check.substituted
 
 
 @pytest.mark.parametrize("declared", ["1.0.4", "1.9.0"])
-def test_an_unknown_version_fails_strictly_and_takes_the_newest_of_its_major_leniently(
+def test_an_unknown_version_takes_the_newest_of_its_major_and_fails_strictly(
     tiny_store: Path, declared: str
 ) -> None:
     payload = {"ver": declared, "nam": "ABC"}
-    assert "no schema for version" in reason(SchemaStore.from_directory(tiny_store), payload)
-    lenient = SchemaStore.from_directory(tiny_store, lenient=True)
-    assert lenient.validate(payload) == "1.2.1"
-    assert "no schema" in reason(lenient, {"ver": "3.0.0", "nam": "ABC"})
+    store = SchemaStore.from_directory(tiny_store)
+    check = store.validate(payload)
+    assert check == SchemaCheck(declared, "1.2.1")
+    assert check.substituted
+    assert "schema 1.2.1 for " + declared in reason(store, {"ver": declared, "nam": "abc"})
+    assert "no schema" in reason(store, {"ver": "3.0.0", "nam": "ABC"})  # no major 3
+    strict = SchemaStore.from_directory(tiny_store, strict=True)
+    assert f"no schema for version {declared}" in reason(strict, payload)
+    assert strict.validate({"ver": "1.2.1", "nam": "ABC"}).version == "1.2.1"
 
 
 @pytest.mark.parametrize("payload", [[], {"nam": "ABC"}, {"ver": 1, "nam": "ABC"}])
@@ -90,6 +97,7 @@ def test_the_default_directory_comes_from_the_environment_first(
     monkeypatch.setenv(schema.SCHEMA_DIR_ENV, str(tiny_store))
     assert default_schema_dir() == tiny_store
     assert SchemaStore.default() is not None
+    assert SchemaStore.default(strict=True).strict  # type: ignore[union-attr]
     monkeypatch.delenv(schema.SCHEMA_DIR_ENV)
     monkeypatch.setattr(schema, "SHARED_SCHEMA_DIR", tiny_store / "absent")
     assert default_schema_dir() is None
@@ -98,7 +106,7 @@ def test_the_default_directory_comes_from_the_environment_first(
 
 @pytest.mark.parametrize("kind", ["v", "t", "r"])
 def test_the_specimens_follow_the_real_schema(schemas: SchemaStore, kind: str) -> None:
-    assert schemas.validate(specimen_payload(kind)) == "1.3.0"
+    assert schemas.validate(specimen_payload(kind)) == SchemaCheck("1.3.0", "1.3.0")
 
 
 def test_the_real_schema_refuses_two_types_in_one_certificate(schemas: SchemaStore) -> None:
