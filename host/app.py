@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from host.api.deps import HostContext
 from host.api.errors import install_error_handlers
-from host.api.routes import admin, denylist, devices, public, users
+from host.api.routes import admin, denylist, devices, posters, public, users
 from host.core.config import Settings
 from host.signing import HostKeys
 from shared.auth import HEADER_SERVER_TIME
@@ -104,6 +104,7 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
     app.add_middleware(ServerTimeMiddleware, now_ms=settings.now_ms)
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(admin.venue_router, prefix=API_PREFIX)
+    app.include_router(posters.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
     app.include_router(devices.router, prefix=API_PREFIX)
     app.include_router(denylist.admin_router, prefix=API_PREFIX)

@@ -23,6 +23,7 @@ ADMIN_TOKEN_FILE = "admin-token"
 COMMANDS = {
     "user": ("host.commands.users", "add, list and revoke host users (one role each)"),
     "audit": ("host.commands.audit", "check the audit log's hash chain"),
+    "poster": ("host.commands.poster", "a venue's code poster to print, PDF or SVG (场所码)"),
 }
 
 
