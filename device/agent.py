@@ -25,12 +25,16 @@ from device.pipeline import (
     VenueState,
 )
 from device.report import StatusReporter
+from device.screen.server import COMPONENT as SCREEN_COMPONENT
+from device.screen.server import ScreenOptions, ScreenServer
+from device.screen.view import ScreenStatus
 from device.store import Store
 from device.sync import DEFAULT_RETENTION_DAYS, Syncer
 from hardware.frames import FrameSource
 from shared.dcc.schema import SchemaStore
 from shared.healthcode import HealthStatus
 from shared.messages import DeviceConfig, StatusRequest, StatusResponse
+from shared.rules.defaults import DENY_LIST_MAX_AGE_MINUTES
 from shared.sealed import CardIdentity
 from shared.verification import CardValidity, IdentityStatus
 
@@ -68,6 +72,7 @@ class RunOptions:
     repeat_window_seconds: float = DEFAULT_REPEAT_WINDOW_SECONDS
     peripherals: PeripheralOptions = field(default_factory=PeripheralOptions)
     retention_days: float = DEFAULT_RETENTION_DAYS  # acknowledged check-ins kept this long
+    screen: ScreenOptions | None = None  # the local screen's address and hold; None: no screen
 
 
 class Agent:
@@ -90,6 +95,8 @@ class Agent:
         )
         cached = self.store.load_config()
         venue = VenueState.from_config(cached) if cached else VenueState(enrollment.venue_id, None)
+        self._venue = cached.venue if cached else None  # its name and time zone, for the screen
+        self._venue_id = enrollment.venue_id
         self._events = events
         self.denylist = DenyListHolder(
             self.store, self.clock.now, trust=lambda: stored_trust(self.store)
@@ -102,6 +109,8 @@ class Agent:
         def tell(event: Event) -> None:
             log_feedback(event)
             self.peripherals.announce(event)
+            if self.screen is not None:
+                self.screen.show(event)
             if self._events:
                 self._events(event)
 
@@ -116,6 +125,9 @@ class Agent:
         )
         self.reporter.components["store"] = self.store.component
         self.reporter.components["sync"] = self.syncer.component
+        self.screen = ScreenServer(options.screen, self._screen_status) if options.screen else None
+        if self.screen is not None:
+            self.reporter.components[SCREEN_COMPONENT] = self.screen.component
         self.pipeline = Pipeline(
             decoder,
             self.store,
@@ -142,6 +154,19 @@ class Agent:
         age_seconds = (self.clock.now() - refreshed_at).total_seconds()
         return DenyListState(self.denylist.current(), max(0, int(age_seconds // 60)))
 
+    def _screen_status(self) -> ScreenStatus:
+        """What the screen shows beside the decisions: venue, host link, clock, deny list."""
+        venue = self._venue
+        age_minutes = self._deny_list_state().age_minutes
+        return ScreenStatus(
+            venue=venue.name if venue else self._venue_id,
+            timezone=venue.timezone if venue else None,
+            online=self.syncer.online,
+            clock_trusted=self.clock.trusted,
+            deny_list_stale=age_minutes is None or age_minutes > DENY_LIST_MAX_AGE_MINUTES,
+            now=self.clock.now(),
+        )
+
     def _ask_status(self, asked: StatusRequest) -> StatusResponse | None:
         try:
             return self.client.status(asked, timeout=STATUS_TIMEOUT_SECONDS)
@@ -166,6 +191,7 @@ class Agent:
 
     def _apply_config(self, config: DeviceConfig) -> None:
         self.pipeline.update_venue(VenueState.from_config(config))
+        self._venue = config.venue
         log.info(
             "configuration loaded: venue %s, rule set v%d (%s), %d keys",
             config.venue.id,
@@ -176,6 +202,11 @@ class Agent:
 
     def run(self, source: FrameSource) -> int:
         """Scan until the source ends; returns an exit status (0, or 3 if sync did not drain)."""
+        if self.screen is not None:
+            try:
+                self.screen.start()
+            except (OSError, RuntimeError) as error:
+                log.error("no screen, scanning goes on without it: %s", error)
         self.syncer.start()
         self.peripherals.start()
         # A short, bounded wait for the host's time and keys; offline, scan on the cached ones.
@@ -191,6 +222,8 @@ class Agent:
         if self.options.exit_when_done:
             status = 0 if self.drain(self.options.drain_timeout_seconds) else 3
         self.peripherals.close()
+        if self.screen is not None:
+            self.screen.close()
         self.syncer.stop()
         self.client.close()
         recorded, acked = self.store.counts()

@@ -19,6 +19,7 @@ from device.identity import (
     load_or_create_key,
     save_enrollment,
 )
+from device.screen import server as screen
 from device.store import Store
 from shared.messages import DeviceForm
 
@@ -101,6 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep check-ins the host acknowledged this long, then delete them (7)",
     )
     peripherals.add_arguments(run_parser)
+    screen.add_arguments(run_parser)
     run_parser.add_argument("--state", type=Path, default=Path(DEFAULT_STATE))
 
     status_parser = commands.add_parser("status", help="show enrollment and unsynced check-ins")
@@ -142,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         peripheral_options = peripherals.from_arguments(args)
+        screen_options = screen.from_arguments(args)
     except ValueError as error:
         print(f"sentinel device run: {error}", file=sys.stderr)
         return 2
@@ -151,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         repeat_window_seconds=args.repeat_window,
         peripherals=peripheral_options,
         retention_days=args.retention_days,
+        screen=screen_options,
     )
     events = json_lines(sys.stdout) if args.events == "json" else None
     try:

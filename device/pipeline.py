@@ -8,7 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -18,7 +18,7 @@ from device.store import Store, StoreError
 from shared.dcc.schema import SchemaStore
 from shared.dcc.value_sets import ValueSets, packaged_value_sets
 from shared.denylist import DenyList
-from shared.healthcode import CodeKind, HealthStatus
+from shared.healthcode import CodeKind, HealthStatus, NucleicTest
 from shared.idnumber import mask_id_number
 from shared.keys import TrustStore
 from shared.messages import CheckIn, DeviceConfig, ThermometerReadings
@@ -82,6 +82,7 @@ class Event:
     checkin_id: str | None = None  # set when a check-in was recorded
     holder: str | None = None  # an ID card's number, masked for the screen
     temperature_c: float | None = None  # the reading the decision was made with
+    test: NucleicTest | None = None  # the latest test, as the code or the host's answer gave it
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -92,6 +93,9 @@ class Event:
             "checkin_id": self.checkin_id,
             "holder": self.holder,
             "temperature_c": self.temperature_c,
+            "test": None
+            if self.test is None
+            else {"sampled_at": self.test.sampled_at.isoformat(), "result": self.test.result.value},
         }
 
 
@@ -131,6 +135,7 @@ class Checked:
     context: CheckContext
     venue_id: str
     thermometer: ThermometerReadings | None = None
+    test: NucleicTest | None = None  # the latest test the decision saw, if any
 
 
 @dataclass(frozen=True)
@@ -298,7 +303,8 @@ class Pipeline:
             return self._repeat(CredentialKind.ID_CARD, origin)
         # The host was not asked: it learns whom the check-in was from the seal, later.
         keep_sealed = sealed if found is None else None
-        checked = Checked(assessment, context, venue.venue_id, temperature.readings)
+        test = found.status.test if found is not None and found.status is not None else None
+        checked = Checked(assessment, context, venue.venue_id, temperature.readings, test)
         return self._record(origin, checked, sealed_identity=keep_sealed, holder=holder)
 
     def expire_waiting(self) -> list[Event]:
@@ -333,9 +339,29 @@ class Pipeline:
     def _assess(self, text: str, temperature: Temperature, id_number: str | None) -> Checked:
         with self._venue_lock:
             venue = self._venue
+        answers: list[HealthStatus] = []  # what the host said of a paper code's holder, if asked
         context = self._context(venue, temperature.celsius, id_number)
+        context = replace(context, status_lookup=self._remembering_lookup(answers))
         assessment = assess(text, trust=venue.trust, rules=venue.rules, context=context)
-        return Checked(assessment, context, venue.venue_id, temperature.readings)
+        code = assessment.code
+        test = answers[-1].test if answers else code.test if code is not None else None
+        return Checked(assessment, context, venue.venue_id, temperature.readings, test)
+
+    def _remembering_lookup(
+        self, answers: list[HealthStatus]
+    ) -> Callable[[str], HealthStatus | None] | None:
+        """The status lookup, keeping each answer in `answers` (the screen shows its test)."""
+        lookup = self._status_lookup
+        if lookup is None:
+            return None
+
+        def remembered(person_ref: str) -> HealthStatus | None:
+            status = lookup(person_ref)
+            if status is not None:
+                answers.append(status)
+            return status
+
+        return remembered
 
     def _record(
         self,
@@ -368,7 +394,15 @@ class Pipeline:
             refused = Decision(Outcome.REFER, (f"{CANNOT_RECORD_REASON}: {error}",))
             return self._tell(Event(origin, assessment.kind, refused))
         event = self._tell(
-            Event(origin, assessment.kind, decision, str(checkin.id), holder, context.temperature_c)
+            Event(
+                origin,
+                assessment.kind,
+                decision,
+                str(checkin.id),
+                holder,
+                context.temperature_c,
+                checked.test,
+            )
         )
         self._on_recorded()
         return event

@@ -102,6 +102,7 @@ class Syncer:
         self.last_error: str | None = None
         self.refused: str | None = None  # the host refuses this device (revoked, unknown)
         self.first_contact = threading.Event()  # set once the first config fetch has ended
+        self.online = False  # the host answered the last round (the screen shows it)
 
     def start(self) -> None:
         self._thread.start()
@@ -240,12 +241,15 @@ class Syncer:
                 self.failures = 0
                 self.last_error = None
                 self.refused = None
+                self.online = True
                 self._set_state(ComponentHealth.OK)
                 if sent >= self._batch_size:
                     wait = 0.0  # a backlog: go on at once
             except (HostError, StoreError) as error:
                 self.failures += 1
                 self.last_error = str(error)
+                if isinstance(error, HostError):
+                    self.online = False  # a store error says nothing about the host
                 if isinstance(error, HostError) and not error.retryable:
                     self.refused = str(error)
                     log.error("the host refuses this device: %s", error)

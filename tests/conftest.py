@@ -1,15 +1,19 @@
-"""Fixtures for every test folder: host keys, a device's trust store, the host's databases."""
+"""Fixtures for every test folder: host keys, a device's trust store, databases, a browser."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from shared.keys import KeyPurpose, SigningKey, TrustedKey, TrustStore
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -87,3 +91,49 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     if request.param == "sqlite":
         return tmp_path / "host.db"
     return request.getfixturevalue("postgres_url")
+
+
+# ---- headless Chromium ------------------------------------------------------------------------
+
+PAGE_TIMEOUT_MS = 15_000  # every wait of a page (load, selector, function) is bounded by this
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the session; tests skip, saying why, where it is absent."""
+    from sentinel.browser import chromium, unavailable
+
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[[int, int], Page]]:
+    """Opens a page of this width and height in a fresh context, closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def open_at(width: int, height: int) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_at
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def screenshot(tmp_path: Path) -> Callable[[Page, str], Path]:
+    """Saves a page's screenshot under the test's tmp_path, and prints where."""
+
+    def take(page: Page, name: str) -> Path:
+        path = tmp_path / "screenshots" / f"{name}.png"
+        page.screenshot(path=path)
+        print(f"screenshot: {path}")
+        return path
+
+    return take

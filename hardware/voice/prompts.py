@@ -29,7 +29,7 @@ what the queue behind should not hear: a positive test or a deny-list entry is a
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hardware.voice.language import VOICES, Language
 from hardware.voice.numbers import decimal_words
@@ -239,12 +239,16 @@ def _fever(temperature_c: float, language: Language) -> Prompt:
         words = decimal_words(temperature_c, language)
     except ValueError:  # no thermometer reads this: say the fever without the number
         return _prompt("fever", _REASONS["fever"][1], language)
+    digits = f"{round(temperature_c * 10) / 10:.1f}"
     phrase = Phrase(
         _FEVER.pinyin.format(pinyin=words),
-        _FEVER.hanzi.format(digits=f"{round(temperature_c * 10) / 10:.1f}"),
+        _FEVER.hanzi.format(digits=digits),
         _FEVER.english.format(english=words),
     )
-    return _prompt("fever", phrase, language)
+    prompt = _prompt("fever", phrase, language)
+    if language is Language.ENGLISH:  # spoken in words, written in digits (as the Chinese is)
+        return replace(prompt, written=_FEVER.english.format(english=digits))
+    return prompt
 
 
 def prompt_for(

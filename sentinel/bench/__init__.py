@@ -6,6 +6,7 @@ sentinel bench verify    µs per credential verified (EU DCC ES256 and PS256, he
 sentinel bench card      ms per eMRTD read (BAC, EF.COM, DG1) and per GA 467 ID-card read
 sentinel bench sync      check-in commits/s by SQLite synchronous level; a backlog synced to a host
 sentinel bench host      host ingest, verify and venue page rates and RSS, SQLite and PostgreSQL
+sentinel bench screen    ms from a check-in's commit to its decision on the kiosk screen (Chromium)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -88,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="a small run: 2,000 check-ins each, 2 s per wrk run"
     )
     host.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    screen = benches.add_parser("screen", help="commit to decision on the kiosk screen")
+    screen.add_argument("--decisions", type=int, default=60, help="timed decisions per size")
+    screen.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         return _card(args, header)
     if args.bench == "host":
         return _host(args, header)
+    if args.bench == "screen":
+        return _screen(args, header)
     from sentinel.bench import pipeline
 
     result = pipeline.measure(people=args.people, seed=args.seed)
@@ -240,4 +247,24 @@ def _host(args: argparse.Namespace, header: str) -> int:
     backends = " and ".join(host.BACKEND_NAMES[backend] for backend in args.backends)
     print(f"Host ingest and requests ({header}; {backends})\n")
     print("\n".join(result.tables()))
+    return 0
+
+
+def _screen(args: argparse.Namespace, header: str) -> int:
+    from sentinel.bench import screen
+    from sentinel.browser import BrowserUnavailable
+
+    try:
+        results = screen.measure(args.decisions)
+    except BrowserUnavailable as error:
+        print(f"sentinel bench screen: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"measured": header, "sizes": [row.as_json() for row in results]}))
+        return 0
+    print(
+        f"Kiosk screen: commit to decision on screen ({header}; headless Chromium, "
+        f"{args.decisions} decisions per size, one at a time, after {screen.WARM_UP} not counted)\n"
+    )
+    print("\n".join(screen.table(results)))
     return 0

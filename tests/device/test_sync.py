@@ -199,3 +199,35 @@ def test_the_sync_thread_purges_acknowledged_check_ins_after_retention(tmp_path:
         wait_for(lambda: store.counts() == (0, 0))
     finally:
         syncer.stop()
+
+
+class SwitchedHost(StubHost):
+    """A host that cuts every connection while `down` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = threading.Event()
+
+    def send_checkins(self, batch: CheckInBatch) -> CheckInAck:
+        if self.down.is_set():
+            raise HostError("POST /device/checkins: ConnectError: refused")
+        return super().send_checkins(batch)
+
+
+def test_online_says_whether_the_host_answered_the_last_round(tmp_path: Path) -> None:
+    store, _ = filled(tmp_path, 1)
+    host = SwitchedHost()
+    syncer = syncer_for(store, host, idle_seconds=0.01, backoff=FAST_BACKOFF)
+    assert not syncer.online  # before any answer
+    syncer.start()
+    try:
+        wait_for(lambda: syncer.online)
+        host.down.set()
+        store.record(checkin())
+        syncer.nudge()
+        wait_for(lambda: not syncer.online)
+        host.down.clear()
+        wait_for(lambda: syncer.online)
+    finally:
+        syncer.stop()
+    assert store.counts() == (2, 2)

@@ -122,6 +122,7 @@ def test_fever_speaks_the_temperature():
     assert mandarin.written == "体温37.8度，请复测"
     english = prompt_for(Outcome.DENY, reasons, 38.04, Language.ENGLISH)
     assert english.text == "Temperature thirty-eight point zero degrees, please measure again."
+    assert english.written == "Temperature 38.0 degrees, please measure again."  # the screen's
     assert english.key == mandarin.key == "fever"  # logs never carry the temperature
     # No reading, or one no thermometer makes: the fever without a number.
     assert prompt_for(Outcome.DENY, reasons, None, Language.MANDARIN).text == (
