@@ -97,6 +97,7 @@ class Agent:
         venue = VenueState.from_config(cached) if cached else VenueState(enrollment.venue_id, None)
         self._venue = cached.venue if cached else None  # its name and time zone, for the screen
         self._venue_id = enrollment.venue_id
+        self._device_id = enrollment.device_id
         self._events = events
         self.denylist = DenyListHolder(
             self.store, self.clock.now, trust=lambda: stored_trust(self.store)
@@ -118,6 +119,7 @@ class Agent:
             self.store,
             self.client,
             on_config=self._apply_config,
+            on_revoked=self._revoked,
             denylist=self.denylist,
             report=self.reporter.report,
             idle_seconds=options.sync_idle_seconds,
@@ -125,9 +127,6 @@ class Agent:
         )
         self.reporter.components["store"] = self.store.component
         self.reporter.components["sync"] = self.syncer.component
-        self.screen = ScreenServer(options.screen, self._screen_status) if options.screen else None
-        if self.screen is not None:
-            self.reporter.components[SCREEN_COMPONENT] = self.screen.component
         self.pipeline = Pipeline(
             decoder,
             self.store,
@@ -145,6 +144,13 @@ class Agent:
             deny_list=self._deny_list_state,
             dcc_schemas=SchemaStore.default(),
         )
+        revoked = self.store.revocation(self._device_id)
+        if revoked is not None:
+            self._out_of_service(revoked)
+        # Last: the screen reads the state all of the above make up.
+        self.screen = ScreenServer(options.screen, self._screen_status) if options.screen else None
+        if self.screen is not None:
+            self.reporter.components[SCREEN_COMPONENT] = self.screen.component
 
     def _deny_list_state(self) -> DenyListState:
         """The held deny list and how many minutes ago the host last confirmed it current."""
@@ -165,6 +171,7 @@ class Agent:
             clock_trusted=self.clock.trusted,
             deny_list_stale=age_minutes is None or age_minutes > DENY_LIST_MAX_AGE_MINUTES,
             now=self.clock.now(),
+            out_of_service=self.pipeline.out_of_service is not None,
         )
 
     def _ask_status(self, asked: StatusRequest) -> StatusResponse | None:
@@ -189,6 +196,25 @@ class Agent:
     def _card_read(self, identity: CardIdentity, origin: str, validity: CardValidity) -> None:
         self.pipeline.present_id(identity, origin, validity)
 
+    def _revoked(self, reason: str) -> None:
+        """The host revoked this device: drop what it gave (keys, rules, deny list).
+
+        It decides nothing more and keeps every check-in for an operator, until enrolled anew.
+        """
+        self.store.mark_revoked(self._device_id, reason)
+        self._out_of_service(reason)
+
+    def _out_of_service(self, reason: str) -> None:
+        self.denylist.forget()
+        self.pipeline.stop_service(reason)
+        recorded, acked = self.store.counts()
+        log.error(
+            "OUT OF SERVICE: the host revoked this device (%s); every check is referred to"
+            " staff; %d check-ins not synced are kept for an operator",
+            reason,
+            recorded - acked,
+        )
+
     def _apply_config(self, config: DeviceConfig) -> None:
         self.pipeline.update_venue(VenueState.from_config(config))
         self._venue = config.venue
@@ -207,11 +233,12 @@ class Agent:
                 self.screen.start()
             except (OSError, RuntimeError) as error:
                 log.error("no screen, scanning goes on without it: %s", error)
-        self.syncer.start()
         self.peripherals.start()
-        # A short, bounded wait for the host's time and keys; offline, scan on the cached ones.
-        if not self.syncer.first_contact.wait(self.options.startup_wait_seconds):
-            log.warning("no answer from the host yet; scanning on the cached configuration")
+        if self.pipeline.out_of_service is None:
+            self.syncer.start()
+            # A short, bounded wait for the host's time and keys; offline, scan on cached ones.
+            if not self.syncer.first_contact.wait(self.options.startup_wait_seconds):
+                log.warning("no answer from the host yet; scanning on the cached configuration")
         try:
             with source:
                 for frame in source.frames():
@@ -233,7 +260,11 @@ class Agent:
     def drain(self, timeout_seconds: float) -> bool:
         """Wait (bounded) until the host has acknowledged every recorded check-in."""
         deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline and self.syncer.refused is None:
+        while (
+            time.monotonic() < deadline
+            and self.syncer.refused is None
+            and self.pipeline.out_of_service is None
+        ):
             recorded, acked = self.store.counts()
             if recorded == acked:
                 return True

@@ -174,7 +174,8 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     enrollment = load_enrollment(args.state)
-    recorded, acked = Store(args.state / DATABASE_FILE).counts()
+    store = Store(args.state / DATABASE_FILE)
+    recorded, acked = store.counts()
     state = {
         "device_id": enrollment.device_id,
         "venue_id": enrollment.venue_id,
@@ -182,10 +183,11 @@ def _status(args: argparse.Namespace) -> int:
         "recorded": recorded,
         "acknowledged": acked,
         "pending": recorded - acked,
+        "revoked": store.revocation(enrollment.device_id),  # why, if the host revoked it
     }
     if args.json:
         print(json.dumps(state))
     else:
         for name, value in state.items():
-            print(f"{name:>13}: {value}")
+            print(f"{name:>13}: {'no' if value is None else value}")
     return 0

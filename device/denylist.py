@@ -126,6 +126,12 @@ class DenyListHolder:
             len(answer),
         )
 
+    def forget(self) -> None:
+        """Hold no list any more (the host revoked the device; the store dropped its copy)."""
+        with self._lock:
+            self._held = None
+            self._state = ComponentState(state=ComponentHealth.ABSENT, since=self._clock())
+
     def failed(self, reason: str) -> None:
         """Record a failed load or refresh; a list already held stays in use."""
         with self._lock:

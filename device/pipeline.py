@@ -43,6 +43,7 @@ PAPER_WAIT_SECONDS = 20.0  # a paper code waits this long for its holder's ID ca
 ID_KEEP_SECONDS = 20.0  # an ID card read waits this long for a paper code
 SHOW_ID_REASON = "paper-code-show-id: show the ID card of the code's holder"
 CANNOT_RECORD_REASON = "cannot-record"
+OUT_OF_SERVICE_REASON = "out-of-service"  # the host revoked the device: staff decide everything
 
 
 @dataclass(frozen=True)
@@ -210,10 +211,21 @@ class Pipeline:
         self._paper_lock = threading.Lock()
         self._pending_paper: PendingPaperCode | None = None
         self._recent_id: tuple[str, float] | None = None  # never logged, never stored
+        self.out_of_service: str | None = None  # why, once the host revoked this device
 
     def update_venue(self, venue: VenueState) -> None:
         with self._venue_lock:
             self._venue = venue
+
+    def stop_service(self, reason: str) -> None:
+        """Decide nothing from now on: the host revoked this device.
+
+        Every check is referred to staff, on a venue state with no keys, rules or sealing key,
+        so nothing is verified and nothing is asked of the host.
+        """
+        with self._venue_lock:
+            self._venue = VenueState(self._venue.venue_id, None)
+            self.out_of_service = reason
 
     def process_image(self, image: np.ndarray, origin: str) -> list[Event]:
         events = self.expire_waiting()
@@ -373,11 +385,15 @@ class Pipeline:
     ) -> Event:
         assessment, context = checked.assessment, checked.context
         decision = assessment.decision
+        person_ref = assessment.verified_subject
+        if self.out_of_service is not None:
+            decision = Decision(Outcome.REFER, (f"{OUT_OF_SERVICE_REASON}: {self.out_of_service}",))
+            person_ref = sealed_identity = None
         checkin = CheckIn(
             id=uuid7(),
             venue_id=checked.venue_id,
             scanned_at=context.now,
-            person_ref=assessment.verified_subject,
+            person_ref=person_ref,
             kind=assessment.kind,
             outcome=decision.outcome,
             reasons=list(decision.reasons),

@@ -492,6 +492,37 @@ class Store:
             )
         return DeviceConfig.model_validate_json(row[0]) if row else None
 
+    def mark_revoked(self, device_id: str, reason: str) -> None:
+        """The host revoked `device_id`: drop its configuration (keys, rules) and deny list.
+
+        In one transaction, so a restart finds either the device in service with all it had,
+        or revoked with nothing the host gave it. Check-ins stay, synced or not, for an operator.
+        """
+        revocation = json.dumps({"device_id": device_id, "reason": reason, "at_ms": _now_ms()})
+        connection = self._connect()
+        with self._guard("recording the revocation"), connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("DELETE FROM settings WHERE name = 'config'")
+            connection.execute("DELETE FROM denylist")
+            connection.execute(
+                "INSERT INTO settings (name, value) VALUES ('revoked', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (revocation,),
+            )
+
+    def revocation(self, device_id: str) -> str | None:
+        """Why the host revoked `device_id`, if it did (a device enrolled anew is not revoked)."""
+        with self._guard("loading the revocation", write=False):
+            row = (
+                self._connect()
+                .execute("SELECT value FROM settings WHERE name = 'revoked'")
+                .fetchone()
+            )
+        if row is None:
+            return None
+        stored = json.loads(row[0])
+        return stored["reason"] if stored.get("device_id") == device_id else None
+
     def save_denylist(self, document: bytes, refreshed_at_ms: int) -> None:
         """Keep the host-signed deny list as received; it is checked again whenever loaded."""
         with self._guard("saving the deny list"):

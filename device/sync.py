@@ -46,6 +46,9 @@ class Backoff:
         return rng.uniform(ceiling / 2, ceiling)
 
 
+REVOKED = "device-revoked"  # the host's error code for a revoked device
+
+
 class Syncer:
     """Runs in its own thread: check-ins up, configuration and deny list down, status reports.
 
@@ -62,6 +65,7 @@ class Syncer:
         client: HostClient,
         *,
         on_config: Callable[[DeviceConfig], None],
+        on_revoked: Callable[[str], None] = lambda reason: None,
         denylist: DenyListHolder | None = None,
         report: Callable[[], DeviceReport] | None = None,
         batch_size: int = MAX_BATCH,
@@ -78,6 +82,7 @@ class Syncer:
         self._store = store
         self._client = client
         self._on_config = on_config
+        self._on_revoked = on_revoked
         self._denylist = denylist
         self._report = report
         self._batch_size = batch_size
@@ -101,6 +106,7 @@ class Syncer:
         self.failures = 0
         self.last_error: str | None = None
         self.refused: str | None = None  # the host refuses this device (revoked, unknown)
+        self.revoked = False  # the host revoked this device: nothing more is asked of it
         self.first_contact = threading.Event()  # set once the first config fetch has ended
         self.online = False  # the host answered the last round (the screen shows it)
 
@@ -181,6 +187,16 @@ class Syncer:
                 detail=None if detail is None else detail[:MAX_DETAIL],
             )
 
+    def _revoked_by(self, error: Exception) -> bool:
+        """Whether `error` says the host revoked this device; if so, say it, once, and stop."""
+        if not (isinstance(error, HostError) and error.code == REVOKED):
+            return False
+        if not self.revoked:
+            self.revoked = True
+            self._set_state(ComponentHealth.FAILING, f"revoked: {error}")
+            self._on_revoked(str(error))
+        return True
+
     def _upkeep(self) -> None:
         """Deny list, status report and purge, each on its own schedule; failures stop nothing."""
         now = time.monotonic()
@@ -191,6 +207,8 @@ class Syncer:
                 self._denylist_due = now + self._denylist_every
                 self._report_due = now  # the host learns the list's new age at once
             except (HostError, CredentialError, StoreError) as error:
+                if self._revoked_by(error):
+                    return
                 self._denylist_failures += 1
                 self._denylist.failed(str(error))
                 delay = self._backoff.delay(self._denylist_failures, self._rng)
@@ -206,6 +224,8 @@ class Syncer:
             try:
                 self._client.send_report(self._report())
             except (HostError, StoreError) as error:
+                if self._revoked_by(error):
+                    return
                 log.warning("status report not sent: %s", error)
         if now >= self._purge_due:
             self._purge_due = now + self._purge_every
@@ -232,6 +252,9 @@ class Syncer:
                 if time.monotonic() >= config_due:
                     try:
                         self.refresh_config()
+                    except HostError as error:
+                        self._revoked_by(error)  # before first contact: no scan sees old keys
+                        raise
                     finally:
                         self.first_contact.set()
                     config_due = time.monotonic() + self._config_every
@@ -253,6 +276,8 @@ class Syncer:
                 if isinstance(error, HostError) and not error.retryable:
                     self.refused = str(error)
                     log.error("the host refuses this device: %s", error)
+                if self._revoked_by(error):
+                    break
                 self._set_state(ComponentHealth.FAILING, f"{self.failures} in a row: {error}")
                 wait = self._backoff.delay(self.failures, self._rng)
                 backing_off = True
@@ -260,6 +285,8 @@ class Syncer:
                     "sync failed (%d in a row), next try in %.1f s: %s", self.failures, wait, error
                 )
             self._upkeep()
+            if self.revoked:
+                break
             if backing_off:
                 # While backing off, new check-ins do not cut the wait short; stopping does.
                 self._stop.wait(wait)

@@ -39,6 +39,7 @@ class ScreenStatus:
     clock_trusted: bool
     deny_list_stale: bool  # no deny list, or one the host has not confirmed for too long
     now: datetime = field(compare=False)
+    out_of_service: bool = False  # the host revoked the kiosk: staff decide every check
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -47,6 +48,7 @@ class ScreenStatus:
             "online": self.online,
             "clock_trusted": self.clock_trusted,
             "deny_list_stale": self.deny_list_stale,
+            "out_of_service": self.out_of_service,
             "now_ms": int(self.now.timestamp() * 1000),
         }
 

@@ -220,6 +220,15 @@ _REASONS: dict[str, tuple[frozenset[str], Phrase]] = {
             "Code not readable, please wait for staff.",
         ),
     ),
+    # device/pipeline.py: the host revoked this kiosk; it decides nothing until re-enrolled.
+    "out-of-service": (
+        _ONLY_REFER,
+        Phrase(
+            "ben3 she4 bei4 zan4 ting2 fu2 wu4, qing3 lian2 xi4 gong1 zuo4 ren2 yuan2",
+            "本设备暂停服务，请联系工作人员",
+            "This kiosk is out of service, please ask staff.",
+        ),
+    ),
     # device/pipeline.py: a paper code waits for its holder's ID card.
     "paper-code-show-id": (
         frozenset({IGNORED}),

@@ -624,3 +624,16 @@ def test_a_full_disk_refers_the_person_and_lets_nobody_through_unrecorded(
     recorded = {str(item.id) for item in store.pending(1000)}
     assert recorded == {event.checkin_id for event in events if event.checkin_id is not None}
     assert told == events  # everyone was told something
+
+
+def test_out_of_service_every_check_is_referred_and_names_no_one(
+    pipeline: Pipeline, health_key: SigningKey, tmp_path: Path
+) -> None:
+    assert pipeline.process_text(green_code(health_key), "a").decision.outcome is Outcome.PASS
+    pipeline.stop_service("host answered 403 device-revoked")
+    event = pipeline.process_text(green_code(health_key, person_ref="p_next"), "b")
+    assert event.decision.outcome is Outcome.REFER
+    assert event.decision.reasons == ("out-of-service: host answered 403 device-revoked",)
+    assert pipeline.process_text("hello", "c").decision.outcome is Outcome.IGNORED
+    stored = Store(tmp_path / "s.db").pending(10)
+    assert [checkin.person_ref for checkin in stored] == ["p_green", None]

@@ -345,3 +345,17 @@ def test_an_unopenable_file_is_an_error_not_a_quarantine(tmp_path: Path) -> None
     with pytest.raises(StoreError, match="cannot open"):
         Store(tmp_path / "no-such-directory" / "sentinel.db")
     assert quarantined(tmp_path) == []
+
+
+def test_a_revocation_drops_the_hosts_gifts_and_keeps_check_ins(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.save_denylist(b"signed list", 1)
+    store.record(checkin())
+    assert store.revocation("d_1") is None
+    store.mark_revoked("d_1", "host answered 403 device-revoked")
+    assert store.revocation("d_1") == "host answered 403 device-revoked"
+    assert store.revocation("d_2") is None, "a device enrolled anew is not revoked"
+    assert store.load_config() is None and store.load_denylist() is None
+    assert store.counts() == (1, 0)
+    reopened = Store(tmp_path / "s.db")
+    assert reopened.revocation("d_1") == "host answered 403 device-revoked"

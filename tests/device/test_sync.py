@@ -231,3 +231,33 @@ def test_online_says_whether_the_host_answered_the_last_round(tmp_path: Path) ->
     finally:
         syncer.stop()
     assert store.counts() == (2, 2)
+
+
+class RevokingHost(StubHost):
+    """A host that has revoked this device: every call is refused with 403 device-revoked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def send_checkins(self, batch: CheckInBatch) -> CheckInAck:
+        self.calls += 1
+        raise HostError("host answered 403 device-revoked", status=403, code="device-revoked")
+
+
+def test_a_revocation_is_said_once_and_the_sync_thread_asks_nothing_more(tmp_path: Path) -> None:
+    store, _ = filled(tmp_path, 3)
+    host = RevokingHost()
+    revocations: list[str] = []
+    syncer = syncer_for(store, host, on_revoked=revocations.append, idle_seconds=0.01)
+    syncer.start()
+    deadline = time.monotonic() + 10
+    while not syncer.revoked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    syncer.nudge()
+    time.sleep(0.2)  # time enough for many more rounds, had the thread gone on
+    syncer.stop()
+    assert revocations == ["host answered 403 device-revoked"]
+    assert host.calls == 1
+    assert syncer.component().state is ComponentHealth.FAILING
+    assert store.counts() == (3, 0), "nothing is deleted: an operator may still want them"

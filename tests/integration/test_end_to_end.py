@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from device.clock import NTP_SYNCHRONISED_FLAG
+from device.store import Store
 from sentinel.demo import (
     Admin,
     HostProcess,
@@ -106,16 +107,34 @@ def test_device_scans_with_the_host_down_and_syncs_when_it_returns(
     assert admin.stats().checkins == 5
 
 
-def test_a_revoked_device_is_refused(host: HostProcess, admin: Admin, tmp_path: Path) -> None:
-    kiosk = kiosk_with_codes(host, admin, tmp_path, 1)
+def test_a_revoked_device_stops_deciding_and_keeps_its_check_ins(
+    host: HostProcess, admin: Admin, tmp_path: Path
+) -> None:
+    kiosk = kiosk_with_codes(host, admin, tmp_path, 1)  # a green code with a fresh test
     devices = admin.http.get("/admin/devices").json()
     response = admin.http.post(f"/admin/devices/{devices[0]['id']}/revoke")
     assert response.is_success
     device = start_device(kiosk, tmp_path, fps=50)
-    device.communicate(timeout=120)
+    stdout, _ = device.communicate(timeout=120)
     assert device.returncode == 3  # could not drain: the host refuses it
-    assert "device-revoked" in (tmp_path / "device.log").read_text()
+    log = (tmp_path / "device.log").read_text()
+    assert "device-revoked" in log and "OUT OF SERVICE" in log
+    (event,) = [json.loads(line) for line in stdout.splitlines()]
+    assert event["decision"] == "refer", "a revoked kiosk lets no one through by itself"
+    assert event["reasons"][0].startswith("out-of-service: ")
     assert admin.stats().checkins == 0
+
+    # What the host gave is gone; the check-in stays for an operator; a restart stays out.
+    store = Store(kiosk.state / "sentinel.db")
+    assert store.load_config() is None and store.load_denylist() is None
+    status = kiosk_counts(kiosk)
+    assert status["pending"] == 1 and "device-revoked" in status["revoked"]
+    again = start_device(kiosk, tmp_path, fps=50)
+    stdout, _ = again.communicate(timeout=120)
+    assert again.returncode == 3
+    assert [json.loads(line)["decision"] for line in stdout.splitlines()] == ["refer"]
+    assert "configuration loaded" not in (tmp_path / "device.log").read_text()
+    assert kiosk_counts(kiosk)["pending"] == 2
 
 
 def test_sigterm_stops_a_scanning_agent_cleanly(

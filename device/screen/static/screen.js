@@ -26,6 +26,7 @@
     byId("online").dataset.online = view.online ? "yes" : "no";
     byId("warn-clock").hidden = view.clock_trusted;
     byId("warn-denylist").hidden = !view.deny_list_stale;
+    byId("warn-service").hidden = !view.out_of_service;
     offsetMs = view.now_ms - Date.now();
     clock = formatter(view.timezone);
     tick();

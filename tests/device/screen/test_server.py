@@ -16,12 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from device.agent import Agent, RunOptions
+from device.agent import DATABASE_FILE, Agent, RunOptions
 from device.clock import NTP_SYNCHRONISED_FLAG
+from device.identity import load_enrollment
 from device.pipeline import REPEAT_REASON, Event
 from device.screen.hub import MAX_STREAMS
 from device.screen.server import ScreenOptions, ScreenServer, parse_address
 from device.screen.view import ScreenStatus
+from device.store import Store
 from sentinel.bench.pipeline import prepare
 from sentinel.cli import main
 from shared.policy import Decision, Outcome
@@ -266,3 +268,20 @@ def test_an_offline_agent_shows_its_venue_offline_with_its_warnings(tmp_path: Pa
     assert status["deny_list_stale"] is True  # none held yet
     stopped = agent.reporter.components["screen"]()
     assert (stopped.state.value, stopped.detail) == ("failing", "the screen server stopped")
+
+
+def test_a_revoked_agent_says_out_of_service_on_its_screen(tmp_path: Path) -> None:
+    state, _ = prepare(tmp_path, people=1, seed=1)
+    device_id = load_enrollment(state).device_id
+    Store(state / DATABASE_FILE).mark_revoked(device_id, "403 device-revoked")
+    agent = Agent(state, decoder=None, options=RunOptions(screen=ScreenOptions("127.0.0.1", 0)))  # type: ignore[arg-type]
+    assert agent.screen is not None
+    agent.screen.start()
+    try:
+        status = httpx.get(agent.screen.url + "state.json").json()["status"]
+        page = httpx.get(agent.screen.url).text
+    finally:
+        agent.screen.close()
+        agent.client.close()
+    assert status["out_of_service"] is True
+    assert re.search(r'<p id="warn-service">[^<]*Out of service', page)
