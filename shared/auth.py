@@ -44,6 +44,59 @@ def load_device_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+# The curve edwards25519 (RFC 8032 §5.1): -x^2 + y^2 = 1 + d x^2 y^2 over GF(p).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_MINUS_ONE = pow(2, (_P - 1) // 4, _P)
+_IDENTITY = (0, 1)
+
+
+def _point(raw: bytes) -> tuple[int, int] | None:
+    """The point a 32-byte encoding stands for (RFC 8032 §5.1.3).
+
+    None if it stands for none, or is not the one canonical encoding of its point.
+    """
+    number = int.from_bytes(raw, "little")
+    y, x_is_odd = number & ((1 << 255) - 1), number >> 255
+    if y >= _P:
+        return None
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if v * x * x % _P == (-u) % _P:
+        x = x * _SQRT_MINUS_ONE % _P
+    if v * x * x % _P != u:
+        return None
+    if x == 0 and x_is_odd:
+        return None
+    return ((_P - x) if x & 1 != x_is_odd else x, y)
+
+
+def _double(point: tuple[int, int]) -> tuple[int, int]:
+    x, y = point
+    product = _D * x * x * y * y % _P
+    return (
+        2 * x * y * pow(1 + product, -1, _P) % _P,
+        (y * y + x * x) * pow(1 - product, -1, _P) % _P,
+    )
+
+
+def weak_public_key(raw: bytes) -> str | None:
+    """Why a raw Ed25519 public key must not be enrolled, or None for a sound one.
+
+    Refused: bytes that encode no point, or not canonically, and the points of small order
+    (the identity and the rest of the 8-torsion), for which one signature made without any
+    private key verifies over many messages.
+    """
+    point = _point(raw)
+    if point is None:
+        return "the key is not a canonical encoding of a point of edwards25519"
+    for _ in range(3):  # [8]P is the identity exactly when P's order divides 8
+        point = _double(point)
+    if point == _IDENTITY:
+        return "the key is a point of small order, which no private key stands behind"
+    return None
+
+
 def sign_request(
     key: Ed25519PrivateKey, device_id: str, *, method: str, target: str, body: bytes, time_ms: int
 ) -> dict[str, str]:

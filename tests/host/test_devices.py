@@ -2,7 +2,7 @@
 
 import threading
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from host.app import create_app
 from host.core.config import Settings
@@ -74,6 +74,21 @@ def test_a_bad_public_key_does_not_use_up_the_token(admin: Admin, venue: dict):
     for bad in ["AAAA", "not base64 at all!", b64url(bytes(33))]:
         response = admin.client.post(ENROLL, json={"token": token, "public_key": bad})
         assert (response.status_code, response.json()["error"]) == (422, "bad-public-key")
+    Device.enroll(admin.client, token)
+
+
+# The identity point: OpenSSL verifies the signature (identity, 0) under it for any message.
+IDENTITY_KEY = bytes.fromhex("01" + "00" * 31)
+
+
+def test_a_weak_key_is_refused_and_does_not_use_up_the_token(admin: Admin, venue: dict):
+    forged = Ed25519PublicKey.from_public_bytes(IDENTITY_KEY)
+    forged.verify(IDENTITY_KEY + bytes(32), b"any request at all")  # what enrolling it allowed
+    token = admin.token(venue["id"])
+    order_8 = "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"
+    for weak in [IDENTITY_KEY, bytes.fromhex(order_8)]:
+        response = admin.client.post(ENROLL, json={"token": token, "public_key": b64url(weak)})
+        assert (response.status_code, response.json()["error"]) == (422, "weak-public-key")
     Device.enroll(admin.client, token)
 
 

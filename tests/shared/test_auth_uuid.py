@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.auth import (
     MAX_SKEW_MS,
@@ -14,6 +16,7 @@ from shared.auth import (
     load_device_public_key,
     public_key_bytes,
     sign_request,
+    weak_public_key,
 )
 from shared.keys import b64url
 from shared.uuid7 import Uuid7Generator, uuid7, uuid7_time_ms
@@ -117,3 +120,50 @@ def test_uuid7_carries_its_time_and_stays_ordered_when_the_clock_steps_back() ->
     assert uuid7_time_ms(first) == NOW_MS + 10_000_000
     with pytest.raises(ValueError, match="version 4"):
         uuid7_time_ms(uuid.uuid4())
+
+
+# The eight points of small order (the 8-torsion of edwards25519), each in its one encoding
+# with the sign bit a canonical point allows, and their orders.
+SMALL_ORDER = {
+    "0100000000000000000000000000000000000000000000000000000000000000": 1,
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f": 2,
+    "0000000000000000000000000000000000000000000000000000000000000000": 4,
+    "0000000000000000000000000000000000000000000000000000000000000080": 4,
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05": 8,
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85": 8,
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a": 8,
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa": 8,
+}
+
+
+def test_keys_of_real_devices_are_sound() -> None:
+    for _ in range(50):
+        raw = public_key_bytes(Ed25519PrivateKey.generate().public_key())
+        assert weak_public_key(raw) is None
+
+
+@pytest.mark.parametrize("encoded", SMALL_ORDER)
+def test_every_point_of_small_order_is_refused(encoded: str) -> None:
+    assert "small order" in (weak_public_key(bytes.fromhex(encoded)) or "")
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1
+        "0100000000000000000000000000000000000000000000000000000000000080",  # x = 0, odd
+        "0200000000000000000000000000000000000000000000000000000000000000",  # y = 2: no x
+    ],
+)
+def test_encodings_of_no_point_or_not_canonical_are_refused(encoded: str) -> None:
+    assert "not a canonical encoding" in (weak_public_key(bytes.fromhex(encoded)) or "")
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_any_32_bytes_are_sound_or_refused_with_a_reason(raw: bytes) -> None:
+    assert weak_public_key(raw) in {
+        None,
+        "the key is not a canonical encoding of a point of edwards25519",
+        "the key is a point of small order, which no private key stands behind",
+    }

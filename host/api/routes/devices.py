@@ -20,7 +20,7 @@ from host.core.security import random_id, token_hash
 from host.core.times import from_ms
 from host.identities import holder_of, resolve_holders
 from host.storage.base import DeviceRecord, EnrollmentRefused
-from shared.auth import load_device_public_key, public_key_bytes
+from shared.auth import load_device_public_key, public_key_bytes, weak_public_key
 from shared.keys import b64url
 from shared.messages import (
     CheckInAck,
@@ -64,6 +64,9 @@ def enroll(body: EnrollRequest, context: Context) -> EnrollResponse:
         public_key = load_device_public_key(body.public_key)
     except ValueError as error:
         raise ApiError(422, "bad-public-key", f"not an Ed25519 public key: {error}") from None
+    weakness = weak_public_key(public_key_bytes(public_key))
+    if weakness is not None:
+        raise ApiError(422, "weak-public-key", weakness)
     now_ms = context.settings.now_ms()
     try:
         device = context.storage.enroll_device(
