@@ -114,6 +114,9 @@ def test_a_reason_that_names_the_person_is_refused(admin: Admin):
     for entry, reason in (
         ({"person_ref": person["person_ref"]}, f"case {person['person_ref']}"),
         ({"id_number": ID_NUMBER}, f"ID {spaced.lower()} caught with a forged code"),
+        # Hyphens kept the number in clear before; any number is refused, listed or not.
+        ({"id_number": ID_NUMBER}, f"ID {ID_NUMBER[:6]}-{ID_NUMBER[6:14]}-{ID_NUMBER[14:]}"),
+        ({"person_ref": person["person_ref"]}, f"brother of {OTHER_ID_NUMBER}"),
     ):
         response = admin.request("POST", "/denylist", json={"reason": reason, "entries": [entry]})
         assert (response.status_code, response.json()["error"]) == (422, "reason-names-person")

@@ -22,7 +22,7 @@ from host.identities import holder_of
 from host.storage.base import DenyListEntry
 from host.storage.users import Role
 from shared.denylist import MEDIA_TYPE, HashKind, identity_hash, person_hash
-from shared.idnumber import normalise_id_number
+from shared.idnumber import holds_id_number, normalise_id_number
 from shared.messages import (
     DenyDigest,
     DenyIdNumber,
@@ -71,7 +71,13 @@ def _listed_as(
 
 
 def _names_a_person(reason: str, entries: list[DenyListEntryIn]) -> bool:
-    """Whether the reason, which is stored beside the digests, spells out whom they stand for."""
+    """Whether the reason, which is stored beside the digests, spells out whom they stand for.
+
+    Any ID number, however written (hyphens, spaces, full-width digits), or a listed person's
+    reference.
+    """
+    if holds_id_number(reason):
+        return True
     flat = normalise_id_number(reason)
     named = [entry.person_ref for entry in entries if isinstance(entry, DenyPersonRef)] + [
         entry.id_number for entry in entries if isinstance(entry, DenyIdNumber)
