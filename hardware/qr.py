@@ -11,9 +11,18 @@ import cv2
 import numpy as np
 import zxingcpp
 
+from hardware.qr_grid import flattened
+
 logger = logging.getLogger(__name__)
 
-_ZXING_FORMATS = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.MicroQRCode)
+# QR Code (models 1 and 2) only: zxing-cpp 3 counts Micro QR and rMQR codes as QR codes too,
+# and no credential fits a Micro QR Code (35 digits at most) while the smallest, M1, has no
+# error correction (a 3-bit check): a finder and a few modules of a damaged QR code read as one.
+_ZXING_FORMATS = (
+    (zxingcpp.BarcodeFormat.QRCodeModel1, zxingcpp.BarcodeFormat.QRCodeModel2)
+    if hasattr(zxingcpp.BarcodeFormat, "QRCodeModel2")
+    else (zxingcpp.BarcodeFormat.QRCode,)  # zxing-cpp 2, where QRCode is model 2 alone
+)
 _TO_GREY = {3: cv2.COLOR_BGR2GRAY, 4: cv2.COLOR_BGRA2GRAY}
 # The last character of a QR symbology identifier ("]Q2"): 2, 4 and 6 mean the code has an ECI.
 _ECI_MODIFIERS = frozenset("246")
@@ -145,7 +154,9 @@ class QrDecoder:
     that may hold a code: symbols zxing-cpp found but could not decode, and patches of fine
     two-way texture (candidate_regions). On each such place, strongest evidence first, it
     tries the rescue methods in order until one reads: another binarizer, a smoothed copy
-    (moiré, printed halftone), an equalised copy (glare, dim screens), a rescaled copy, zbar.
+    (moiré, printed halftone), an equalised copy (glare, dim screens), a rescaled copy, the
+    code's module grid fitted to folded, crumpled or curved paper and sampled flat
+    (hardware.qr_grid), zbar.
     rescue_budget_ms bounds the rescue work on one image (None: no bound, as for stills).
     """
 
@@ -166,6 +177,7 @@ class QrDecoder:
                 ("zxing-smoothed", _zxing_smoothed),
                 ("zxing-equalized", _zxing_equalized),
                 ("zxing-rescaled", _zxing_rescaled),
+                ("zxing-unwarped", _zxing_unwarped),
             ]
         self.has_zbar = False
         if use_zbar and rescue:
@@ -524,6 +536,18 @@ def _zxing_rescaled(grey: np.ndarray) -> list[str]:
     factor = 2.0 if max(grey.shape) < _SMALL_PATCH else 0.5
     interpolation = cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA
     return _zxing_texts(cv2.resize(grey, None, fx=factor, fy=factor, interpolation=interpolation))
+
+
+def _zxing_unwarped(grey: np.ndarray) -> list[str]:
+    """The code's module grid fitted to bent paper and sampled flat (hardware.qr_grid).
+
+    zxing-cpp reads each clean image, and its error correction checks every module sampled.
+    """
+    for image in flattened(grey):
+        texts = _zxing_texts(image)
+        if texts:
+            return texts
+    return []
 
 
 def _to_grey(image: object) -> np.ndarray | None:

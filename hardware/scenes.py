@@ -1,4 +1,4 @@
-"""Synthetic kiosk camera frames made from a seed: a QR benchmark set and presentation clips."""
+"""Synthetic kiosk camera frames made from a seed: QR benchmark sets and presentation clips."""
 
 # The camera's emulator for benchmarks. Each frame is composed the way a kiosk camera sees it:
 # a room, a person, a phone or a printed code held up at a tilt, then the optics (defocus,
@@ -26,11 +26,13 @@ __all__ = [
     "HEIGHT",
     "KINDS",
     "TRAITS",
+    "WARPS",
     "WIDTH",
     "Scene",
     "code_scene",
     "kiosk_set",
     "presentation_clip",
+    "warped_set",
     "write_clip",
 ]
 
@@ -38,6 +40,8 @@ WIDTH = 1280
 HEIGHT = 720
 BASE45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 CODE_KINDS = ("phone", "phone-dark", "paper", "two-codes")
+# How warped_set's paper codes are out of shape.
+WARPS = ("crumpled", "folded", "wrinkled", "bent", "curved", "cloth")
 KINDS = (*CODE_KINDS, "empty")
 
 # What Scene.traits may hold. A trait is listed when the degradation is strong enough to
@@ -62,6 +66,15 @@ TRAITS = {
     "noise": "strong sensor noise",
     "salt-pepper": "dead and hot pixels",
     "jpeg": "JPEG quality 60 or less",
+    "close": "5.5 pixels a module or more",
+    # In warped_set: how the sheet is out of shape (see WARPS), and codes that must not read.
+    "crumpled": "crumpled and smoothed out: a random displacement of the print, with creases",
+    "folded": "folded in two or four and opened: a side foreshortened, a ridge at the crease",
+    "wrinkled": "wrinkled: ripples across the print",
+    "bent": "bent round the hand that holds it",
+    "curved": "round a curved card or a bottle",
+    "cloth": "printed on fabric: bled ink, a weave, drape and ripples",
+    "damaged": "a fifth to a third of the data modules flipped: unreadable by design",
     # In frames without a code: what is there to mislead a detector.
     "face": "a person in view",
     "stripes": "striped clothing",
@@ -85,10 +98,12 @@ class Scene:
     image: 720x1280x3 BGR uint8 (HEIGHT x WIDTH), read-only.
     texts: the payloads of the codes fully in view; () when there is none. In a two-code
     frame the phone's code comes first.
-    kind: one of KINDS ("phone", "phone-dark", "paper", "two-codes", "empty").
+    kind: one of KINDS ("phone", "phone-dark", "paper", "two-codes", "empty"); in warped_set,
+    one of WARPS, or "damaged" or "empty".
     traits: the degradations strong enough to matter, from TRAITS, in the order applied (both
     codes' in a two-code frame); for frames without a code, what might mislead a detector.
-    difficulty: 0 (clean) to 1, the knob the degradation strengths were drawn from.
+    difficulty: 0 (clean) to 1, the knob the degradation strengths were drawn from (in
+    warped_set, the warp's strength).
     Scenes compare by identity; compare images with numpy.array_equal.
     """
 
@@ -138,6 +153,43 @@ def kiosk_set(seed: int = 2022, *, codes: int = 120, empty: int = 40) -> list[Sc
         rng = np.random.default_rng([seed, _EMPTY_STREAM, index])
         image, traits, difficulty = _empty_frame(rng)
         scenes.append(Scene(f"empty-{index:03d}", _freeze(image), (), "empty", traits, difficulty))
+    return scenes
+
+
+def warped_set(seed: int = 2022, *, codes: int = 60, empty: int = 20) -> list[Scene]:
+    """Paper codes as people carry them: `codes` frames of warped codes, then `empty` without one.
+
+    Each code frame shows one printed code whose modules no longer lie on a flat grid, its kind
+    one of WARPS: "crumpled" (a smooth random displacement with creases), "folded" (in two or
+    four, opened again: a far side foreshortened, a ridge at each crease), "wrinkled" (sine
+    ripples), "bent" (round the hand holding it), "curved" (round a card or a bottle, with
+    gloss), "cloth" (printed on fabric: ink bled into the weave, draped and rippled). Kinds come
+    in blocks of 6, shuffled within the block; the size is "close" (5.5-8 pixels a module, a
+    quarter), middling (3.5-5.5, half) or small (2.4-3.5, a quarter), all held at up to 28
+    degrees of tilt; Scene.difficulty is the warp's strength (0.35 to 1). Of the frames without a
+    code, even ones show a warped code with a fifth to a third of its data modules flipped (kind
+    "damaged": no decoder may read anything in it), odd ones warped paper or cloth with print, a
+    finder-like logo or plaid and no code (kind "empty"). Deterministic and stable as it grows,
+    as kiosk_set; zxing-cpp 3.1 alone reads about a fifth of the code frames.
+    """
+    _check_seed(seed)
+    if codes < 0 or empty < 0:
+        raise ValueError(f"codes and empty must not be negative, not {codes} and {empty}")
+    scenes = []
+    for index in range(codes):
+        block = np.random.default_rng([seed, _WARP_BLOCK_STREAM, index // len(WARPS)])
+        kind = WARPS[block.permutation(len(WARPS))[index % len(WARPS)]]
+        rng = np.random.default_rng([seed, _WARP_STREAM, index])
+        payload = _payload(rng, "paper")
+        scenes.append(_warped_scene(rng, f"{kind}-{index:03d}", kind, payload, damaged=False))
+    for index in range(empty):
+        rng = np.random.default_rng([seed, _WARP_EMPTY_STREAM, index])
+        if index % 2 == 0:
+            kind = WARPS[rng.integers(len(WARPS))]
+            payload = _payload(rng, "paper")
+            scenes.append(_warped_scene(rng, f"damaged-{index:03d}", kind, payload, damaged=True))
+        else:
+            scenes.append(_warped_empty(rng, f"empty-{index:03d}"))
     return scenes
 
 
@@ -235,6 +287,9 @@ def write_clip(scenes: Iterable[Scene], path: Path, fps: int) -> Path:
 # generator's output depends on how many draws another made.
 _CODE_STREAM, _EMPTY_STREAM, _BLOCK_STREAM, _SINGLE_STREAM = 0, 1, 2, 3
 _CLIP_STREAM, _PERSON_STREAM, _FRAME_STREAM = 4, 5, 6
+_WARP_STREAM, _WARP_EMPTY_STREAM, _WARP_BLOCK_STREAM = 7, 8, 9
+_WARP_SIZES = ("small", "middling", "close")
+_WARP_PPM = {"small": (2.4, 3.5), "middling": (3.5, 5.5), "close": (5.5, 8.0)}
 # 45% phone, 20% phone-dark, 25% paper, 10% two codes, per block of 20 code scenes.
 _KIND_BLOCK = ("phone",) * 9 + ("phone-dark",) * 4 + ("paper",) * 5 + ("two-codes",) * 2
 
@@ -1389,6 +1444,277 @@ def _empty_frame(rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...],
         traits.append("dark")
     image = _camera(rng, frame, difficulty, traits, gain=gain)
     return image, tuple(dict.fromkeys(traits)), round(difficulty, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Paper codes as people carry them: folded, crumpled, bent, curved, printed on cloth
+
+
+def _warped_scene(
+    rng: np.random.Generator, name: str, kind: str, payload: _Payload, *, damaged: bool
+) -> Scene:
+    """A frame with one paper or cloth code whose modules no longer lie on a flat grid."""
+    frame = _room(rng)
+    _person(rng, frame)
+    modules = _modules(payload, rng)
+    traits: list[str] = [kind]
+    if damaged:
+        _damage(rng, modules)
+        traits.append("damaged")
+    n = modules.shape[0]
+    size = _WARP_SIZES[_pick(rng, (0.25, 0.5, 0.25))]
+    ppm = rng.uniform(*_WARP_PPM[size])
+    side = min(n * ppm, 600.0)
+    if side / n < 2.6:
+        traits.append("small")
+    elif side / n >= 5.5:
+        traits.append("close")
+    k = max(4, math.ceil(side / n / 0.6))  # canvas pixels per module
+    strength = float(rng.uniform(0.35, 1.0))
+    if kind == "cloth":
+        layer = _cloth(rng, modules, k)
+    else:
+        layer = _paper(rng, modules, k, difficulty=0.15, traits=traits)
+    layer.canvas = _deform(rng, layer, kind, strength)
+    margin = (40, 30, WIDTH - 40, HEIGHT - 30)  # the warp may push the code out a little
+    tilt = rng.uniform(0, 28)
+    rotation = rng.normal(0, 10) if rng.random() < 0.7 else rng.uniform(-180, 180)
+    homography = _pose(rng, layer, margin, side=side, tilt=tilt, rotation=rotation)
+    if tilt >= 15:
+        traits.append("tilt")
+    if abs(rotation) > 20:
+        traits.append("rotation")
+    _composite(frame, layer, homography, optics=rng.uniform(0.4, 0.9))
+    image = _camera(rng, frame, 0.3, traits)
+    return Scene(
+        name,
+        _freeze(image),
+        () if damaged else (payload.text,),
+        "damaged" if damaged else kind,
+        tuple(dict.fromkeys(traits)),
+        round(strength, 4),
+    )
+
+
+def _warped_empty(rng: np.random.Generator, name: str) -> Scene:
+    """A frame with warped paper or cloth that carries no code: print, a finder-like logo, plaid."""
+    frame = _room(rng)
+    traits = _person(rng, frame)
+    kind = WARPS[rng.integers(len(WARPS))]
+    k = int(rng.integers(4, 9))
+    content = ("text", "finders", "plaid")[rng.integers(3)]
+    if content == "plaid":
+        layer = _cloth(rng, None, k)
+        traits.append("plaid")
+    else:
+        layer = _paper(rng, None, k, difficulty=0.15, traits=[], content=content)
+        traits.append("printed-text" if content == "text" else "finder-like")
+    strength = float(rng.uniform(0.35, 1.0))
+    layer.canvas = _deform(rng, layer, kind, strength)
+    side = rng.uniform(150, 450)
+    margin = (40, 30, WIDTH - 40, HEIGHT - 30)
+    homography = _pose(rng, layer, margin, side=side, tilt=rng.uniform(0, 28), rotation=0.0)
+    _composite(frame, layer, homography, optics=rng.uniform(0.4, 0.9))
+    image = _camera(rng, frame, 0.3, traits)
+    traits.append(kind)
+    return Scene(
+        name, _freeze(image), (), "empty", tuple(dict.fromkeys(traits)), round(strength, 4)
+    )
+
+
+def _damage(rng: np.random.Generator, modules: np.ndarray) -> None:
+    """Flip a fifth to a third of the data modules: finders and format stay, the data is lost."""
+    data = modules[9:, 9:]
+    flip = rng.random(data.shape) < rng.uniform(0.2, 0.35)
+    data ^= flip
+
+
+def _cloth(rng: np.random.Generator, modules: np.ndarray | None, k: int) -> _Layer:
+    """A code printed on fabric: ink bled into a woven texture (or, modules None, a plaid)."""
+    quiet = 4
+    n = 0 if modules is None else modules.shape[0]
+    box = (n + 2 * quiet) * k if modules is not None else int(rng.uniform(40, 60) * k)
+    cloth_w = int(box / rng.uniform(0.65, 0.85))
+    cloth_h = int(cloth_w * rng.uniform(0.9, 1.3))
+    margin = int(cloth_w * 0.1)
+    canvas = np.zeros((cloth_h + 2 * margin, cloth_w + 2 * margin, 4), np.uint8)
+    fabric = tuple(rng.uniform(150, 235, 3))
+    ink = tuple(rng.uniform(15, 75, 3))
+    cv2.rectangle(
+        canvas, (margin, margin), (margin + cloth_w, margin + cloth_h), (*fabric, 255), -1
+    )
+    x0, y0 = margin + (cloth_w - box) // 2, margin + (cloth_h - box) // 2
+    quad = None
+    if modules is not None:
+        printed = _code_image(modules, k, quiet, ink, fabric)
+        bleed = k * rng.uniform(0.1, 0.3)
+        canvas[y0 : y0 + box, x0 : x0 + box] = cv2.GaussianBlur(printed, (0, 0), bleed)
+        quad = _symbol_quad(x0, y0, quiet * k, n * k)
+    else:  # a plaid print where a code would be: checks and bands of several widths
+        cells = rng.integers(0, 2, (int(rng.integers(6, 14)),) * 2).astype(bool)
+        bands = np.kron(cells ^ cells.T, np.ones((box // len(cells) + 1,) * 2, bool))[:box, :box]
+        canvas[y0 : y0 + box, x0 : x0 + box] = np.where(
+            bands[..., None], (*ink, 255), (*fabric, 255)
+        ).astype(np.uint8)
+    # The weave: threads a little lighter and darker in turn, and fibres.
+    h, w = canvas.shape[:2]
+    period = rng.uniform(2.0, 4.0)
+    xs = np.cos(np.arange(w, dtype=np.float32) * np.float32(2 * math.pi / period))
+    ys = np.cos(np.arange(h, dtype=np.float32) * np.float32(2 * math.pi / period))
+    depth = np.float32(rng.uniform(0.08, 0.25))
+    weave = 1 - depth * (0.5 + 0.5 * np.outer(ys, xs))
+    fibres = rng.standard_normal((h, w)).astype(np.float32)
+    weave += cv2.GaussianBlur(fibres, (0, 0), 0.6, 3.0) * np.float32(0.08)
+    canvas[..., :3] = cv2.multiply(canvas[..., :3], cv2.merge([weave] * 3), dtype=cv2.CV_8U)
+    return _Layer(canvas, quad, float(k))
+
+
+def _deform(rng: np.random.Generator, layer: _Layer, kind: str, strength: float) -> np.ndarray:
+    """The canvas as the surface of a sheet shaped as `kind` shows it from the front.
+
+    Each warp maps a pixel of the picture back to the point of the flat canvas seen there,
+    stage by stage (so a folded sheet can also be crumpled), and shades it by its slope.
+    """
+    canvas = layer.canvas
+    h, w = canvas.shape[:2]
+    if layer.quad is None:
+        middle = np.array([w / 2, h / 2])
+        half = 20 * layer.module
+    else:
+        middle = layer.quad.mean(axis=0)
+        half = float(np.linalg.norm(layer.quad[1] - layer.quad[0])) / 2
+    sheet = _Sheet(
+        np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w)).copy(),
+        np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)).copy(),
+        np.ones((h, w), np.float32),
+        middle,
+        half,
+        layer.module,
+    )
+    if kind == "crumpled":
+        _crumpled(rng, sheet, strain=0.2 + 0.35 * strength, creases=int(rng.integers(2, 6)))
+    elif kind == "folded":
+        _folded(rng, sheet, strength, angle=rng.uniform(0, math.pi))
+        if rng.random() < 0.4:  # folded in four
+            _folded(rng, sheet, strength * rng.uniform(0.4, 1.0), angle=rng.uniform(0, math.pi))
+        _crumpled(rng, sheet, strain=0.08, creases=0)
+    elif kind == "wrinkled":
+        for _ in range(int(rng.integers(1, 3))):
+            _ripples(rng, sheet, strain=0.12 + 0.3 * strength, wavelength=rng.uniform(3, 8))
+    elif kind in ("bent", "curved"):
+        _cylinder(rng, sheet, strength, bent=kind == "bent")
+    else:  # cloth: draped, stretched and rippled
+        _crumpled(rng, sheet, strain=0.12 + 0.25 * strength, creases=0)
+        _ripples(rng, sheet, strain=0.1 + 0.25 * strength, wavelength=rng.uniform(4, 12))
+    warped = cv2.remap(canvas, sheet.x, sheet.y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    shade = np.clip(sheet.shade, 0, 1.6)
+    return cv2.multiply(
+        warped, cv2.merge([shade, shade, shade, np.ones_like(shade)]), dtype=cv2.CV_8U
+    )
+
+
+@dataclass
+class _Sheet:
+    """Where each pixel of the picture comes from on the flat canvas, and its light."""
+
+    x: np.ndarray  # canvas coordinates (float32, one per picture pixel)
+    y: np.ndarray
+    shade: np.ndarray  # what the pixel's colour is multiplied by
+    middle: np.ndarray  # the code's centre on the canvas
+    half: float  # half the code's side, canvas pixels
+    module: float  # canvas pixels per module
+
+    def across(self, angle: float, offset: float) -> tuple[np.ndarray, float, float]:
+        """Signed distance of each pixel from a line through the middle (moved by offset)."""
+        nx, ny = math.cos(angle), math.sin(angle)
+        cx, cy = self.middle + offset * np.array([nx, ny])
+        t = (self.x - np.float32(cx)) * np.float32(nx) + (self.y - np.float32(cy)) * np.float32(ny)
+        return t, nx, ny
+
+    def move(self, t: np.ndarray, moved: np.ndarray, nx: float, ny: float) -> None:
+        self.x += (moved - t) * np.float32(nx)
+        self.y += (moved - t) * np.float32(ny)
+
+
+def _crumpled(rng: np.random.Generator, sheet: _Sheet, *, strain: float, creases: int) -> None:
+    """A smooth random displacement (largest slope `strain`), and creases where it jumps."""
+    h, w = sheet.x.shape
+    cells = max(3, round(2 * sheet.half / (sheet.module * rng.uniform(5, 10))))
+    bumps = rng.standard_normal((cells + 2, cells + 2, 2)).astype(np.float32)
+    field = cv2.resize(bumps, (w, h), interpolation=cv2.INTER_CUBIC)
+    slope = max(
+        float(np.abs(np.gradient(field[..., i], axis=j)).max()) for i in (0, 1) for j in (0, 1)
+    )
+    field *= np.float32(strain / max(slope, 1e-6))
+    light = rng.uniform(0, 2 * math.pi)  # the stretches facing the light are the brighter
+    stretch_x = np.gradient(field[..., 0], axis=1)
+    stretch_y = np.gradient(field[..., 1], axis=0)
+    facing = math.cos(light) * stretch_x + math.sin(light) * stretch_y
+    moved = cv2.remap(
+        cv2.merge([field[..., 0], field[..., 1], facing]), sheet.x, sheet.y, cv2.INTER_LINEAR
+    )
+    sheet.x += moved[..., 0]
+    sheet.y += moved[..., 1]
+    sheet.shade *= 1 + np.float32(0.6) * moved[..., 2]
+    for _ in range(creases):
+        t, nx, ny = sheet.across(rng.uniform(0, math.pi), rng.uniform(-0.8, 0.8) * sheet.half)
+        jump = np.float32(sheet.module * rng.uniform(0.05, 0.2))
+        sheet.move(t, t + jump * np.tanh(t / np.float32(0.3 * sheet.module)), nx, ny)
+        sheet.shade *= 1 - np.float32(rng.uniform(0.1, 0.3)) * np.exp(
+            -((t / np.float32(0.4 * sheet.module)) ** 2)
+        )
+
+
+def _folded(rng: np.random.Generator, sheet: _Sheet, strength: float, *, angle: float) -> None:
+    """Folded and opened again: the far side turned away (foreshortened), a ridge at the crease."""
+    t, nx, ny = sheet.across(angle, rng.uniform(-0.25, 0.25) * sheet.half)
+    near = np.float32(rng.uniform(0.9, 1.0))
+    far = np.float32(1 - strength * rng.uniform(0.3, 0.55))  # the cosine of the turn
+    ridge = np.float32(sheet.module * strength * rng.uniform(0, 0.4))  # hidden behind the crease
+    sheet.move(t, np.where(t > 0, t / far + ridge, t / near), nx, ny)
+    sheet.shade *= np.where(t > 0, np.float32(rng.uniform(0.7, 1.05)), np.float32(1))
+    sheet.shade *= 1 - np.float32(0.3) * np.exp(-((t / np.float32(0.4 * sheet.module)) ** 2))
+
+
+def _ripples(rng: np.random.Generator, sheet: _Sheet, *, strain: float, wavelength: float) -> None:
+    """Wrinkles: a sine displacement across a line (slope `strain`), fading along it."""
+    t, nx, ny = sheet.across(rng.uniform(0, math.pi), 0.0)
+    along = (sheet.y - np.float32(sheet.middle[1])) * np.float32(nx) - (
+        sheet.x - np.float32(sheet.middle[0])
+    ) * np.float32(ny)
+    period = np.float32(2 * math.pi / (wavelength * sheet.module))
+    phase = np.float32(rng.uniform(0, 2 * math.pi))
+    fade = 0.6 + 0.4 * np.cos(along * np.float32(math.pi / (sheet.half * rng.uniform(1, 3))))
+    amplitude = np.float32(strain) / period * fade
+    sheet.move(t, t + amplitude * np.sin(t * period + phase), nx, ny)
+    sheet.shade *= 1 + np.float32(0.2 * strain / 0.4) * fade * np.cos(t * period + phase)
+
+
+def _cylinder(rng: np.random.Generator, sheet: _Sheet, strength: float, *, bent: bool) -> None:
+    """Round a cylinder: a card or a bottle (curved), or round the hand that holds it (bent)."""
+    horizontal = rng.random() < 0.5
+    angle = (0.0 if horizontal else math.pi / 2) + math.radians(rng.normal(0, 8))
+    offset = rng.uniform(-0.5, 0.5) * sheet.half if bent else rng.uniform(-0.1, 0.1) * sheet.half
+    t, nx, ny = sheet.across(angle, offset)
+    # The code's far edge is this angle round the cylinder: up to 60 degrees, where its
+    # modules are seen at half their width (never out of sight round the curve).
+    span = 0.45 + 0.6 * strength
+    taper = rng.uniform(-0.3, 0.3) if bent else 0.0  # a hand's curl tightens to the fingers
+    radius = np.float32((sheet.half + abs(offset)) / (span * (1 - abs(taper))))
+    if bent:
+        along = (sheet.y - np.float32(sheet.middle[1])) * np.float32(nx) - (
+            sheet.x - np.float32(sheet.middle[0])
+        ) * np.float32(ny)
+        radius = radius * np.maximum(1 + np.float32(taper) * along / np.float32(sheet.half), 0.5)
+    ratio = t / radius
+    outside = np.abs(ratio) >= 1
+    theta = np.arcsin(np.clip(ratio, -1, 1))
+    sheet.move(t, np.where(outside, np.float32(1e5), theta * radius), nx, ny)
+    light = rng.uniform(-0.6, 0.6)
+    sheet.shade *= np.float32(0.55) + np.float32(0.45) * np.cos(theta - np.float32(light))
+    if not bent and rng.random() < 0.6:  # a gloss stripe along a card or bottle
+        where = np.float32(rng.uniform(-0.8, 0.8))
+        sheet.shade += np.float32(rng.uniform(0.2, 0.6)) * np.exp(-(((theta - where) / 0.12) ** 2))
 
 
 # ---------------------------------------------------------------------------------------------

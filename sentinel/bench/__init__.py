@@ -1,6 +1,6 @@
 """`sentinel bench`: benchmarks that print tables; speed targets are checked here, not in tests.
 
-sentinel bench decode    QR decoders alone and ours on the real photos and a synthetic kiosk set
+sentinel bench decode    QR decoders alone and ours: real photos, synthetic kiosk and paper sets
 sentinel bench pipeline  a kiosk clip through the agent offline: ms per frame, peak RSS
 sentinel bench verify    µs per credential verified (EU DCC ES256 and PS256, health, venue codes)
 sentinel bench card      ms per eMRTD read (BAC, EF.COM, DG1) and per GA 467 ID-card read
@@ -24,9 +24,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     decode = benches.add_parser("decode", help="QR decoders compared")
-    decode.add_argument("--seed", type=int, default=2022, help="seed of the synthetic kiosk set")
+    decode.add_argument("--seed", type=int, default=2022, help="seed of the synthetic sets")
     decode.add_argument("--codes", type=int, default=120, help="synthetic frames with codes")
     decode.add_argument("--empty", type=int, default=40, help="synthetic frames without")
+    decode.add_argument(
+        "--warped", type=int, default=60, help="synthetic frames with warped paper codes"
+    )
+    decode.add_argument(
+        "--warped-empty",
+        type=int,
+        default=20,
+        help="synthetic warped frames without a readable code (half hold damaged codes)",
+    )
     decode.add_argument("--repeat", type=int, default=3, help="timings per frame (median kept)")
     decode.add_argument(
         "--decoders",
@@ -35,7 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only these (zxing-cpp, zbar, opencv, ours); default all",
     )
     decode.add_argument(
-        "--sets", nargs="+", choices=["dev", "kiosk"], default=["dev", "kiosk"], metavar="SET"
+        "--sets",
+        nargs="+",
+        choices=["dev", "kiosk", "warped"],
+        default=["dev", "kiosk", "warped"],
+        metavar="SET",
+        help="dev (real photos), kiosk, warped (paper codes); default all",
     )
     decode.add_argument(
         "--burst",
@@ -135,11 +149,18 @@ def _decode(args: argparse.Namespace, header: str) -> int:
             print(f"(the dev set is not at {decode.DEV_SET}; skipped)")
     if "kiosk" in args.sets:
         sets["kiosk"] = decode.kiosk_set(args.seed, args.codes, args.empty)
+    if "warped" in args.sets:
+        sets["warped"] = decode.warped_set(args.seed, args.warped, args.warped_empty)
     results = {name: decode.measure(samples, chosen, args.repeat) for name, samples in sets.items()}
+    methods = (
+        {name: decode.read_by_method(samples) for name, samples in sets.items()}
+        if decode.OURS in chosen
+        else {}
+    )
     if args.burst > 0 and (args.decoders is None or decode.OURS in args.decoders):
         for name, samples in sets.items():
             results[name][f"{decode.OURS}, live ({args.burst} frames each)"] = decode.measure_live(
-                samples, args.burst
+                samples, args.burst, reference=chosen.get(decode.REFERENCE)
             )
     if args.json:
         print(
@@ -150,6 +171,7 @@ def _decode(args: argparse.Namespace, header: str) -> int:
                     "missed_by_ours": {
                         name: decode.missed_by_ours(tallies) for name, tallies in results.items()
                     },
+                    "read_by_method": methods,
                 },
                 ensure_ascii=False,
             )
@@ -160,6 +182,11 @@ def _decode(args: argparse.Namespace, header: str) -> int:
         "kiosk": (
             f"Synthetic kiosk set (seed {args.seed}): {args.codes} frames with codes, "
             f"{args.empty} without, 1280x720"
+        ),
+        "warped": (
+            f"Synthetic paper codes as people carry them (seed {args.seed}): {args.warped} "
+            "frames of folded, crumpled, wrinkled, bent, curved or cloth codes, "
+            f"{args.warped_empty} without a readable one, 1280x720"
         ),
     }
     print(f"QR decoding ({header}; median of {args.repeat} timings per frame)")
@@ -173,6 +200,9 @@ def _decode(args: argparse.Namespace, header: str) -> int:
             print(f"\nread by a library alone but not by {ours}: {len(missed)}")
             for item in missed:
                 print(f"  {item[:100]}")
+        if name in methods:
+            counts = ", ".join(f"{method} {count}" for method, count in methods[name].items())
+            print(f"\ncodes {decode.OURS} read, by the method that read them: {counts}")
     return 0
 
 

@@ -14,11 +14,13 @@ from hardware.scenes import (
     CODE_KINDS,
     HEIGHT,
     TRAITS,
+    WARPS,
     WIDTH,
     Scene,
     code_scene,
     kiosk_set,
     presentation_clip,
+    warped_set,
     write_clip,
 )
 
@@ -174,6 +176,8 @@ def test_a_scene_compares_by_identity_and_cannot_be_drawn_on():
         lambda: code_scene("x", kind="poster"),
         lambda: code_scene("x", difficulty=1.5),
         lambda: presentation_clip(["x"], fps=0),
+        lambda: warped_set(-1),
+        lambda: warped_set(codes=-1),
     ],
 )
 def test_bad_arguments_are_refused(call):
@@ -225,6 +229,44 @@ def test_easy_frames_of_the_set_read_and_the_set_is_neither_trivial_nor_hopeless
     hard = [scene for scene in codes if scene.difficulty >= 0.6]
     assert hard
     assert any(scene.name not in read for scene in codes)
+
+
+# The warped paper set
+
+
+def test_warped_frames_are_deterministic_and_stable_as_the_set_grows():
+    first = warped_set(5, codes=3, empty=2)
+    again = warped_set(5, codes=3, empty=2)
+    shorter = warped_set(5, codes=2, empty=1)
+    assert [digest(s.image) for s in first] == [digest(s.image) for s in again]
+    assert [digest(s.image) for s in shorter] == [digest(s.image) for s in first[:2] + first[3:4]]
+    assert {digest(s.image) for s in first}.isdisjoint(
+        digest(s.image) for s in warped_set(6, codes=2, empty=1)
+    )
+
+
+def test_warped_frames_are_as_documented():
+    frames = warped_set(2022, codes=12, empty=4)
+    codes, others = frames[:12], frames[12:]
+    for scene in frames:
+        assert scene.image.shape == (HEIGHT, WIDTH, 3)
+        assert not scene.image.flags.writeable
+        assert set(scene.traits) <= set(TRAITS), scene.traits
+        assert 0.35 <= scene.difficulty <= 1.0
+    for block in (codes[:6], codes[6:]):  # each warp once in each block of 6
+        assert sorted(scene.kind for scene in block) == sorted(WARPS)
+    for index, scene in enumerate(codes):
+        assert scene.name == f"{scene.kind}-{index:03d}"
+        assert len(scene.texts) == 1
+        assert scene.traits[0] == scene.kind
+    assert [(s.name, s.kind, s.texts) for s in others] == [
+        ("damaged-000", "damaged", ()),
+        ("empty-001", "empty", ()),
+        ("damaged-002", "damaged", ()),
+        ("empty-003", "empty", ()),
+    ]
+    assert all("damaged" in s.traits for s in others[::2])
+    assert all(set(s.traits) & set(WARPS) for s in others)
 
 
 # Presentation clips

@@ -27,8 +27,8 @@ def test_decode_bench_on_the_dev_set_and_a_small_kiosk_set():
     if not decode.DEV_SET.is_dir():
         pytest.skip(f"reference QR photos not found at {decode.DEV_SET}")
     report = bench_json(
-        "decode", "--codes", "10", "--empty", "4", "--repeat", "1", "--burst", "3",
-        "--decoders", "zxing-cpp", "zbar", "ours",
+        "decode", "--sets", "dev", "kiosk", "--codes", "10", "--empty", "4", "--repeat", "1",
+        "--burst", "3", "--decoders", "zxing-cpp", "zbar", "ours",
     )  # fmt: skip
     dev, kiosk = report["sets"]["dev"], report["sets"]["kiosk"]
     assert set(dev) == {"zxing-cpp", "zbar", "ours", "ours, live (3 frames each)"}
@@ -41,6 +41,38 @@ def test_decode_bench_on_the_dev_set_and_a_small_kiosk_set():
     assert kiosk["ours"]["empty_mean_ms"] > 0
     assert report["missed_by_ours"]["dev"]["ours"] == []
     assert report["missed_by_ours"]["kiosk"]["ours"] == []
+
+
+def test_decode_bench_on_a_small_warped_paper_set():
+    report = bench_json(
+        "decode", "--sets", "warped", "--warped", "6", "--warped-empty", "2", "--repeat", "1",
+        "--burst", "2", "--decoders", "zxing-cpp", "ours",
+    )  # fmt: skip
+    warped = report["sets"]["warped"]
+    assert set(report["sets"]) == {"warped"}
+    assert warped["ours"]["codes"] == warped["zxing-cpp"]["codes"] == 6
+    assert warped["ours"]["read"] >= 4 > warped["zxing-cpp"]["read"] + 2
+    assert warped["ours"]["misreads"] == warped["ours, live (2 frames each)"]["misreads"] == []
+    assert warped["ours"]["empty_mean_ms"] > 0  # a damaged code and a codeless sheet
+    methods = report["read_by_method"]["warped"]
+    assert next(iter(methods)) == "zxing-cpp"
+    assert methods["zxing-unwarped"] >= 3
+    assert sum(methods.values()) == warped["ours"]["read"]
+    assert report["missed_by_ours"]["warped"]["ours"] == []
+
+
+def test_live_ratios_are_to_zxing_timed_on_the_same_frames():
+    zxing = decode.Tally(code_ms=[1.0], empty_ms=[1.0])
+    live = decode.Tally(
+        code_ms=[3.0], empty_ms=[3.3], reference_code_ms=[2.0], reference_empty_ms=[3.0]
+    )
+    rows = decode.table({"zxing-cpp": zxing, "ours": decode.Tally(code_ms=[2.0]), "live": live})
+    assert rows[3].endswith("| 2.00x / — |")  # ours: to the zxing-cpp row
+    assert rows[4].endswith("| 1.50x / 1.10x |")  # live: to zxing-cpp on its own frames
+    frames = decode.warped_set(3, 0, 2)
+    calls = []
+    tally = decode.measure_live(frames, 3, reference=lambda grey: calls.append(grey) or [])
+    assert len(calls) == len(tally.empty_ms) == len(tally.reference_empty_ms) == 6
 
 
 def test_missed_by_ours_names_codes_only_another_decoder_read():
