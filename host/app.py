@@ -15,13 +15,28 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from host.api.deps import HostContext
 from host.api.errors import install_error_handlers
-from host.api.routes import admin, denylist, devices, posters, public, users
+from host.api.routes import (
+    admin,
+    citizens,
+    denylist,
+    devices,
+    flows,
+    posters,
+    public,
+    screening,
+    tracing,
+    users,
+)
 from host.core.config import Settings
+from host.flows import Alerting, background_tasks
+from host.screening import screen_periodically
 from host.signing import HostKeys
+from host.web.pages import ASSETS_PATH, STATIC
 from shared.auth import HEADER_SERVER_TIME
 from shared.dcc.schema import SchemaStore
 from shared.messages import API_PREFIX
@@ -48,6 +63,20 @@ def purge_expired(context: HostContext, retention: Retention) -> None:
     context.purge_nonces_now_and_then(now_ms)
     if purged:
         log.info("purged %d check-ins older than %g days", purged, retention.checkin_days)
+    # Screenings go at their expiry, and never later than the check-ins.
+    screenings = context.storage.purge_screenings(
+        now_ms, now_ms - int(retention.checkin_days * DAY_MS)
+    )
+    if screenings:
+        log.info("purged %d screenings past retention", screenings)
+    # Staff decisions go with the check-ins they settled (their counts stay).
+    decisions = context.storage.purge_staff_decisions(
+        now_ms - int(retention.checkin_days * DAY_MS)
+    )
+    if decisions:
+        log.info("purged %d staff decisions older than %g days", decisions, retention.checkin_days)
+    # Sign-in links and sessions at their expiry; phone visits once past the repeat window.
+    context.storage.purge_citizens(now_ms, now_ms - context.settings.phone_repeat_ms)
 
 
 async def purge_periodically(context: HostContext, retention: Retention) -> None:
@@ -90,12 +119,15 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         purging = asyncio.create_task(purge_periodically(context, retention or Retention()))
+        screening_jobs = asyncio.create_task(screen_periodically(context))
+        flow_jobs = background_tasks(storage, settings.alerting, settings.now_ms)
         try:
             yield
         finally:
-            purging.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purging
+            for task in (purging, screening_jobs, *flow_jobs):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             storage.close()
 
     app = FastAPI(title="Digital Sentinel host", lifespan=lifespan)
@@ -106,10 +138,15 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
     app.include_router(admin.venue_router, prefix=API_PREFIX)
     app.include_router(posters.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
+    app.include_router(tracing.router, prefix=API_PREFIX)
+    app.include_router(screening.router, prefix=API_PREFIX)
+    app.include_router(flows.router, prefix=API_PREFIX)
     app.include_router(devices.router, prefix=API_PREFIX)
     app.include_router(denylist.admin_router, prefix=API_PREFIX)
     app.include_router(denylist.device_router, prefix=API_PREFIX)
     app.include_router(public.router)
+    app.include_router(citizens.router)
+    app.mount(ASSETS_PATH, StaticFiles(directory=STATIC), name="assets")
     return app
 
 
@@ -129,5 +166,6 @@ def app_from_environment() -> FastAPI:
         public_url=served["public_url"],
         admin_token=token_file.read_text(encoding="utf-8").strip(),
         dcc_trust=None if served["dcc_trust"] is None else Path(served["dcc_trust"]),
+        alerting=Alerting.from_json(served["alerting"]),
     )
     return create_app(settings, Retention(checkin_days=served["retention_days"]))

@@ -14,6 +14,7 @@ import uvicorn
 
 from host.app import SERVE_ENVIRONMENT, Retention
 from host.core.security import new_token
+from host.flows import Alerting, SpikeRule
 from host.storage import Database
 from host.storage.sqlite import sqlite_refuses_workers
 
@@ -24,6 +25,8 @@ COMMANDS = {
     "user": ("host.commands.users", "add, list and revoke host users (one role each)"),
     "audit": ("host.commands.audit", "check the audit log's hash chain"),
     "poster": ("host.commands.poster", "a venue's code poster to print, PDF or SVG (场所码)"),
+    "trace": ("host.commands.trace", "a case's visits and contacts through the API (流调溯源)"),
+    "screen": ("host.commands.screen", "screen a staff list through the API (复工复产比对)"),
 }
 
 
@@ -62,6 +65,7 @@ def serve(
     workers: int = 1,
     dcc_trust: Path | None = None,
     retention: Retention | None = None,
+    alerting: Alerting | None = None,
 ) -> None:
     """Run the host until interrupted: `workers` processes that share only the database."""
     refusal = sqlite_refuses_workers(database.path, workers) if database.path else None
@@ -80,6 +84,7 @@ def serve(
             "admin_token_file": str(token_file),
             "dcc_trust": None if dcc_trust is None else str(dcc_trust),
             "retention_days": retention.checkin_days,
+            "alerting": (alerting or Alerting()).as_json(),
             "log_level": logging.getLogger().getEffectiveLevel(),
         }
     )
@@ -147,6 +152,46 @@ def add_serve_arguments(serve_parser: argparse.ArgumentParser) -> None:
         help="delete check-ins scanned and received longer ago than this "
         f"(default {Retention.checkin_days:g}; checked every hour)",
     )
+    rule = SpikeRule()
+    alerts = serve_parser.add_argument_group(
+        "spike alerts",
+        "a venue's check-ins in a local hour, or its day so far, against the median of the same"
+        f" on the {rule.baseline_days} days before: an alert when at least RATIO times that and"
+        " at least the minimum count; one per venue and day",
+    )
+    alerts.add_argument(
+        "--alert-webhook",
+        metavar="URL",
+        help="POST each alert here as JSON (retried with backoff until it answers 2xx)",
+    )
+    alerts.add_argument(
+        "--alert-ratio",
+        type=float,
+        default=rule.ratio,
+        metavar="RATIO",
+        help=f"how many times its usual a count must be (default {rule.ratio:g})",
+    )
+    alerts.add_argument(
+        "--alert-min-hour",
+        type=int,
+        default=rule.min_hour,
+        metavar="N",
+        help=f"check-ins an hour must reach (default {rule.min_hour})",
+    )
+    alerts.add_argument(
+        "--alert-min-day",
+        type=int,
+        default=rule.min_day,
+        metavar="N",
+        help=f"check-ins a day so far must reach (default {rule.min_day})",
+    )
+    alerts.add_argument(
+        "--alert-every",
+        type=float,
+        default=Alerting.detect_every_s,
+        metavar="SECONDS",
+        help=f"how often the detector runs (default {Alerting.detect_every_s:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,6 +210,15 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             dcc_trust=args.dcc_trust,
             retention=Retention(checkin_days=args.retention_days),
+            alerting=Alerting(
+                rule=SpikeRule(
+                    ratio=args.alert_ratio,
+                    min_hour=args.alert_min_hour,
+                    min_day=args.alert_min_day,
+                ),
+                webhook=args.alert_webhook,
+                detect_every_s=args.alert_every,
+            ),
         )
     except (ValueError, RuntimeError) as error:
         print(f"sentinel host serve: {error}", file=sys.stderr)

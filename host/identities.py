@@ -24,13 +24,18 @@ class Holder:
     person: PersonRecord | None
 
 
+def pseudonym(id_hmac: bytes) -> str:
+    """The reference a card holder not in the register is checked in under, by their keyed hash."""
+    return PSEUDONYM_PREFIX + id_hmac[:PSEUDONYM_BYTES].hex()
+
+
 def holder_of(context: HostContext, identity: CardIdentity) -> Holder:
     """Find the card's holder by the keyed hash of their number; the number itself is not kept."""
     id_hmac = id_number_hmac(context.keys.id_hmac_key, identity.lookup_key)
     person = context.storage.find_person_by_id_hmac(id_hmac)
     if person is not None:
         return Holder(person.person_ref, person)
-    return Holder(PSEUDONYM_PREFIX + id_hmac[:PSEUDONYM_BYTES].hex(), None)
+    return Holder(pseudonym(id_hmac), None)
 
 
 def resolve_holders(context: HostContext, checkins: list[CheckIn]) -> list[CheckIn]:

@@ -172,6 +172,13 @@ class IssuedCode(Message):
     expires_at: AwareDatetime
 
 
+class SignInLink(Message):
+    """A citizen's one-time sign-in link to their personal page, as the city app would hold it."""
+
+    url: str
+    expires_at: AwareDatetime
+
+
 # ---- devices ------------------------------------------------------------------------------
 
 
@@ -398,14 +405,57 @@ class CheckIn(Message):
         description="an ID card holder the device could not look up, sealed to the host's key; "
         "the host resolves it to a person_ref on ingest and keeps only that",
     )
+    group_id: UUID | None = Field(
+        default=None,
+        description="the vehicle a handheld checked this person in with: one id (UUIDv7, made "
+        "on the device) for all of its occupants",
+    )
 
 
 class CheckInBatch(Message):
     checkins: list[CheckIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class StaffAction(StrEnum):
+    """What staff at the device decided on a referral."""
+
+    LET_THROUGH = "let-through"
+    REFUSE = "refuse"
+
+
+class StaffReason(StrEnum):
+    """Why, from the short list on the screen."""
+
+    EMERGENCY = "emergency"  # emergency medical care: the 2022 rules let it through
+    IDENTITY_CHECKED = "identity-checked"  # staff checked the person's identity by hand
+    OTHER = "other"
+
+
+StaffId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
+
+
+class StaffDecision(Message):
+    """Staff settling a referral at the device: who (their PIN's id), what, why, when."""
+
+    id: UUID = Field(description="UUIDv7 made on the device; the idempotency key")
+    checkin_id: UUID = Field(description="the referral it settles: a check-in of this device")
+    venue_id: str = Field(min_length=1, max_length=64)
+    staff_id: StaffId
+    action: StaffAction
+    reason: StaffReason
+    decided_at: AwareDatetime
+    clock_trusted: bool
+
+
+class StaffDecisionBatch(Message):
+    decisions: list[StaffDecision] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class CheckInAck(Message):
-    """Every id in `acknowledged` is stored on the host; the device may let it go."""
+    """Every id in `acknowledged` is stored on the host; the device may let it go.
+
+    The answer to a batch of check-ins, and to a batch of staff decisions.
+    """
 
     acknowledged: list[UUID]
     inserted: int
@@ -413,12 +463,16 @@ class CheckInAck(Message):
 
 
 class HourlyCount(Message):
+    """A venue's check-ins of one UTC hour; what staff decided on that hour's referrals."""
+
     venue_id: str
     hour: AwareDatetime
     total: int
     passed: int
     denied: int
     referred: int
+    staff_let_through: int
+    staff_refused: int
 
 
 class HostStats(Message):

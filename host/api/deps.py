@@ -17,6 +17,7 @@ from host.api.errors import ApiError
 from host.core.cache import TimedCache
 from host.core.config import Settings
 from host.core.security import same_secret, token_hash
+from host.core.times import from_ms
 from host.denylist import DenyListPublisher
 from host.signing import HostKeys
 from host.storage.base import DeviceRecord, VenueRecord
@@ -24,6 +25,7 @@ from host.storage.sql import SqlStorage
 from host.storage.users import AuditDraft, Role, UserRecord
 from shared.auth import AuthError, SignedRequest, load_device_public_key
 from shared.dcc.schema import SchemaStore
+from shared.verification import CheckContext
 
 VENUE_PAGE_SECONDS = 5.0  # a renamed or removed venue shows as it was for this long at most
 VENUE_PAGES = 10_000
@@ -38,8 +40,9 @@ class HostContext:
     keys: HostKeys
     dcc_schemas: SchemaStore | None = None  # without them the host refers EU DCCs too
     denylist: DenyListPublisher = field(init=False)
-    # Venue pages by URL as phones open them: (status, title, text), a few seconds old at most.
-    venue_pages: TimedCache[str, tuple[int, str, str]] = field(init=False)
+    # The venue page by URL as phones without a session open it: (status, HTML), a few seconds
+    # old at most. Never a signed-in citizen's page: those are their own.
+    venue_pages: TimedCache[str, tuple[int, str]] = field(init=False)
     # Requests signed before this process started are refused: a nonce the storage lost with
     # the power (it need not wait for the disk) can then never be replayed.
     started_ms: int = field(init=False)
@@ -50,6 +53,18 @@ class HostContext:
         self.denylist = DenyListPublisher(self.storage, self.keys.policy)
         self.started_ms = self.settings.now_ms()
         self.venue_pages = TimedCache(VENUE_PAGE_SECONDS, VENUE_PAGES, self.settings.clock)
+
+    def check_context(self, now_ms: int, temperature_c: float | None = None) -> CheckContext:
+        """What the host knows at a check it decides itself: its own clock and deny list."""
+        return CheckContext(
+            now=from_ms(now_ms),
+            clock_trusted=True,
+            temperature_c=temperature_c,
+            deny_list=self.denylist.current(now_ms),
+            deny_list_age_minutes=0,  # the host's own list is current by definition
+            dcc_schemas=self.dcc_schemas,
+            dcc_value_sets=self.keys.dcc_value_sets,
+        )
 
     def purge_nonces_now_and_then(self, now_ms: int) -> None:
         """Forget nonces too old to replay: a request is refused beyond the skew either way."""

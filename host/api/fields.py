@@ -21,6 +21,7 @@ Purpose = Annotated[
     Field(
         min_length=3,
         max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",  # one line; PostgreSQL text cannot hold a NUL
         description="why personal data is read, e.g. a case or order number; kept in the audit log",
     ),
     AfterValidator(no_id_number),

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from host.flows import Alerting
 from host.storage import Database
 from shared.auth import MAX_SKEW_MS
 
@@ -27,6 +28,9 @@ class Settings:
     nonce_purge_interval_s: float = 60.0
     max_skew_ms: int = MAX_SKEW_MS  # device requests further off than this are refused
     dcc_trust: Path | None = None  # EU DCC signer certificates (PEM/DER file or directory)
+    alerting: Alerting = field(default_factory=Alerting)  # spike detection, alert webhook
+    # A phone opening a venue code again this soon after checking in there records nothing new.
+    phone_repeat_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.database, Database):
@@ -45,3 +49,7 @@ class Settings:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    @property
+    def phone_repeat_ms(self) -> int:
+        return int(self.phone_repeat_minutes * 60_000)

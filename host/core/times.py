@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
 def to_ms(moment: datetime) -> int:

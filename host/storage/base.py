@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from host.core.times import from_ms
 from shared.denylist import HashKind
@@ -35,6 +36,13 @@ class EnrollmentRefused(Exception):
 
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"  # a venue's local time, for counts by hour and day
+
+
+class CheckInSource(StrEnum):
+    """What recorded a check-in: a kiosk (synced from the device) or a citizen's phone."""
+
+    DEVICE = "device"
+    PHONE = "phone"
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,8 @@ class HourCount:
     passed: int
     denied: int
     referred: int
+    staff_let_through: int  # of the hour's referrals, let through by staff
+    staff_refused: int  # and refused by them
 
 
 class Storage(ABC):
@@ -262,7 +272,13 @@ class Storage(ABC):
 
     @abstractmethod
     def add_checkins(
-        self, device_id: str, venue_id: str, received_at_ms: int, checkins: Sequence[CheckIn]
+        self,
+        device_id: str,
+        venue_id: str,
+        received_at_ms: int,
+        checkins: Sequence[CheckIn],
+        *,
+        source: CheckInSource = CheckInSource.DEVICE,
     ) -> int:
         """Store a batch in one transaction, skipping ids already stored; how many were new."""
 
@@ -275,7 +291,11 @@ class Storage(ABC):
 
     @abstractmethod
     def hourly_counts(self, venue_id: str, since_ms: int, until_ms: int) -> list[HourCount]:
-        """Check-ins per UTC hour of `scanned_at` in [since, until), hours with none left out."""
+        """Check-ins per UTC hour of `scanned_at`, of the hours overlapping [since, until).
+
+        Read from the counts kept at ingest, which outlive the check-ins; hours with none are
+        left out.
+        """
 
     @abstractmethod
     def stats(self) -> HostStats: ...

@@ -28,6 +28,8 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from host.core.times import from_ms
+from host.storage.base import CheckInSource
+from host.storage.flows import count_scans
 from host.storage.sql import (
     CHECKIN_COLUMNS,
     ID_UUID,
@@ -161,10 +163,15 @@ ACCEPT_NONCE = f"""
             AND (last_seen_at IS NULL OR last_seen_at <= %(now)s - {LAST_SEEN_RESOLUTION_MS})
     )
     SELECT count(*) FROM fresh"""
-INSERT_STAGED = (
-    f"INSERT INTO checkins ({CHECKIN_COLUMNS}) SELECT {CHECKIN_COLUMNS} FROM checkin_staging"
-    " ON CONFLICT DO NOTHING"
-)
+# One statement: insert the staged check-ins that are new, add those (and only those) to the
+# hourly counts, and say how many there were. Duplicates within the staged batch conflict with
+# the row inserted first, so they are skipped and counted once too.
+INSERT_STAGED = f"""
+    WITH inserted AS (
+        INSERT INTO checkins ({CHECKIN_COLUMNS}) SELECT {CHECKIN_COLUMNS} FROM checkin_staging
+        ON CONFLICT DO NOTHING RETURNING venue_id, scanned_at, outcome
+    ), counted AS ({count_scans("inserted")})
+    SELECT COUNT(*) FROM inserted"""
 
 
 @functools.lru_cache(maxsize=512)
@@ -343,16 +350,23 @@ class PostgresStorage(SqlStorage):
     # ---- check-ins ---------------------------------------------------------------------------
 
     def add_checkins(
-        self, device_id: str, venue_id: str, received_at_ms: int, checkins: Sequence[CheckIn]
+        self,
+        device_id: str,
+        venue_id: str,
+        received_at_ms: int,
+        checkins: Sequence[CheckIn],
+        *,
+        source: CheckInSource = CheckInSource.DEVICE,
     ) -> int:
-        """COPY the batch into this connection's staging table, then insert what is new."""
+        """COPY the batch into this connection's staging table; insert and count what is new."""
         self._ensure_partitions(days_of_ids(checkins), received_at_ms)
-        rows = checkin_rows(device_id, venue_id, received_at_ms, checkins, ID_UUID)
+        rows = checkin_rows(device_id, venue_id, received_at_ms, checkins, ID_UUID, source=source)
         with self._write() as conn:
             with conn.cursor() as cursor, cursor.copy(COPY_STAGING) as copy:
                 for row in rows:
                     copy.write_row(row)
-            return conn.execute(INSERT_STAGED).rowcount  # staged rows go at commit
+            (inserted,) = conn.execute(INSERT_STAGED).fetchone()  # staged rows go at commit
+        return inserted
 
     def _ensure_partitions(self, days: set[int], now_ms: int) -> None:
         """Make the partitions of the days near `now_ms` that check-ins are about to need."""

@@ -9,30 +9,32 @@ from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Any
 
-from host.core.times import HOUR_MS, from_ms, to_ms
-from host.storage import flows, screening, tracing, users
+from host.core.times import from_ms, to_ms
+from host.storage import citizens, flows, screening, staff, tracing, users
 from host.storage.base import (
     DEFAULT_TIMEZONE,
+    CheckInSource,
     DenyListEntry,
     DenyListSnapshot,
     DenyListState,
     DeviceRecord,
     EnrollmentRefused,
-    HourCount,
     PersonRecord,
     ReportRecord,
     Storage,
     VenueRecord,
 )
+from host.storage.citizens import CitizenQueries
 from host.storage.flows import FlowQueries
 from host.storage.screening import ScreeningQueries
-from host.storage.sqlbase import Dialect
+from host.storage.sqlbase import LOOKUP_CHUNK, Dialect
+from host.storage.staff import StaffQueries
 from host.storage.tracing import TracingQueries
 from host.storage.users import AuditDraft, UserQueries
 from shared.denylist import HashKind
 from shared.healthcode import Colour, NucleicTest, TestResult
 from shared.messages import CheckIn, DeviceForm, DeviceReport, HostStats
-from shared.policy import Outcome, RuleSet, VenueCategory
+from shared.policy import RuleSet, VenueCategory
 
 # A device's last-seen time is written at most this often: a busy kiosk's requests would
 # otherwise all queue on its one row.
@@ -59,21 +61,12 @@ UPSERT_PERSON = f"""
         updated_at = excluded.updated_at"""
 CHECKIN_COLUMNS = (
     "id, device_id, venue_id, scanned_at, person_ref, kind, outcome, reasons, temperature_c,"
-    " thermometer, clock_trusted, received_at, binding"
+    " thermometer, clock_trusted, received_at, binding, source, group_id"
 )
-HOURLY_COUNTS = f"""
-    SELECT scanned_at / {HOUR_MS} AS hour, COUNT(*),
-        SUM(CASE WHEN outcome = '{Outcome.PASS.value}' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN outcome = '{Outcome.DENY.value}' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN outcome = '{Outcome.REFER.value}' THEN 1 ELSE 0 END)
-    FROM checkins
-    WHERE venue_id = ? AND scanned_at >= ? AND scanned_at < ?
-    GROUP BY hour ORDER BY hour"""
 RAISE_DENYLIST_VERSION = """
     INSERT INTO denylist_version (only_row, version, changed_at) VALUES (1, 1, ?)
     ON CONFLICT (only_row) DO UPDATE
     SET version = denylist_version.version + 1, changed_at = excluded.changed_at"""
-LOOKUP_CHUNK = 500  # well under SQLite's limit on bound parameters
 PURGE_CHUNK = 5000  # check-ins deleted per transaction, so that ingest is never held up long
 
 
@@ -89,6 +82,8 @@ def checkin_rows(
     received_at_ms: int,
     checkins: Sequence[CheckIn],
     id_value: Callable[[CheckIn], Any],
+    *,
+    source: CheckInSource,
 ) -> list[tuple[Any, ...]]:
     """Rows in `CHECKIN_COLUMNS` order, doing little per check-in: this is the ingest hot path.
 
@@ -110,6 +105,8 @@ def checkin_rows(
             c.clock_trusted,
             received_at_ms,
             c.binding,
+            source,
+            None if c.group_id is None else str(c.group_id),
         )
         for c in checkins
     ]
@@ -141,12 +138,16 @@ def _venue(row: Sequence[Any]) -> VenueRecord:
 
 
 # Version 4: where venues are (district, street, time zone), the room or plate a check-in was
-# bound to, and the tables of users and audit, tracing, flows and screening.
+# bound to, what recorded it (a kiosk or a phone) and the vehicle it came in (a handheld's
+# group), and the tables of users and audit, tracing, flows, screening, citizens' sign-ins
+# and staff decisions.
 VENUE_PLACE = (
     "ALTER TABLE venues ADD COLUMN district TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE venues ADD COLUMN street TEXT NOT NULL DEFAULT ''",
     f"ALTER TABLE venues ADD COLUMN timezone TEXT NOT NULL DEFAULT '{DEFAULT_TIMEZONE}'",
     "ALTER TABLE checkins ADD COLUMN binding TEXT",
+    f"ALTER TABLE checkins ADD COLUMN source TEXT NOT NULL DEFAULT '{CheckInSource.DEVICE}'",
+    "ALTER TABLE checkins ADD COLUMN group_id TEXT",
 )
 
 
@@ -158,6 +159,8 @@ def schema_v4(dialect: Dialect) -> list[str]:
         *tracing.schema(dialect),
         *flows.schema(dialect),
         *screening.schema(dialect),
+        *citizens.schema(dialect),
+        *staff.schema(dialect),
     ]
 
 
@@ -191,7 +194,15 @@ def _denylist_head(row: Sequence[Any] | None) -> tuple[int, int | None]:
     return (0, None) if row is None else (row[0], row[1])
 
 
-class SqlStorage(UserQueries, TracingQueries, FlowQueries, ScreeningQueries, Storage):
+class SqlStorage(
+    UserQueries,
+    TracingQueries,
+    FlowQueries,
+    ScreeningQueries,
+    CitizenQueries,
+    StaffQueries,
+    Storage,
+):
     """Storage on a DB-API connection; a backend supplies connections, transactions and ingest.
 
     Queries are written with `?` placeholders; `_sql` turns them into the backend's own.
@@ -401,13 +412,6 @@ class SqlStorage(UserQueries, TracingQueries, FlowQueries, ScreeningQueries, Sto
             ).rowcount
 
     # ---- check-ins ---------------------------------------------------------------------------
-
-    def hourly_counts(self, venue_id: str, since_ms: int, until_ms: int) -> list[HourCount]:
-        rows = self._fetchall(HOURLY_COUNTS, (venue_id, since_ms, until_ms))
-        return [
-            HourCount(hour * HOUR_MS, total, passed, denied, referred)
-            for hour, total, passed, denied, referred in rows
-        ]
 
     def stats(self) -> HostStats:
         with self._snapshot() as conn:

@@ -17,6 +17,7 @@ class Dialect(StrEnum):
 
 
 BLOB_TYPE = {Dialect.SQLITE: "BLOB", Dialect.POSTGRESQL: "BYTEA"}
+LOOKUP_CHUNK = 500  # values per IN (...) list: well under SQLite's limit on bound parameters
 
 
 def in_dialect(statements: Sequence[str], dialect: Dialect) -> list[str]:

@@ -8,9 +8,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from host.storage.base import CheckInSource
+from host.storage.flows import ADD_COUNTS, hour_counts
 from host.storage.sql import (
     CHECKIN_COLUMNS,
     ID_BYTES,
@@ -19,7 +22,7 @@ from host.storage.sql import (
     checkin_rows,
     schema_v4,
 )
-from host.storage.sqlbase import Dialect
+from host.storage.sqlbase import LOOKUP_CHUNK, Dialect
 from shared.messages import CheckIn
 from shared.policy import RuleSet
 
@@ -143,7 +146,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 INSERT_CHECKIN = (
-    f"INSERT INTO checkins ({CHECKIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO checkins ({CHECKIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (id) DO NOTHING"
 )
 # Network file systems do not give SQLite's WAL the shared memory and locks it needs across
@@ -317,13 +320,37 @@ class SqliteStorage(SqlStorage):
             conn.close()
 
     def add_checkins(
-        self, device_id: str, venue_id: str, received_at_ms: int, checkins: Sequence[CheckIn]
+        self,
+        device_id: str,
+        venue_id: str,
+        received_at_ms: int,
+        checkins: Sequence[CheckIn],
+        *,
+        source: CheckInSource = CheckInSource.DEVICE,
     ) -> int:
-        rows = checkin_rows(device_id, venue_id, received_at_ms, checkins, ID_BYTES)
+        """Store the batch's new check-ins and add them to the hourly counts, in one transaction.
+
+        Only what is new is counted: ids repeated in the batch count once, and ids already
+        stored (looked up in the same write transaction, so no other writer comes between)
+        not at all.
+        """
+        batch: dict[bytes, tuple[Any, ...]] = {}
+        rows = checkin_rows(device_id, venue_id, received_at_ms, checkins, ID_BYTES, source=source)
+        for row in rows:
+            batch.setdefault(row[0], row)
+        ids = list(batch)
         with self._write() as conn:
-            # For executemany, rowcount sums the rows each execution changed: a skipped
-            # duplicate changes none.
-            return conn.executemany(INSERT_CHECKIN, rows).rowcount
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[start : start + LOOKUP_CHUNK]
+                stored = conn.execute(
+                    f"SELECT id FROM checkins WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                )
+                for (stored_id,) in stored:
+                    del batch[stored_id]
+            new = list(batch.values())
+            conn.executemany(INSERT_CHECKIN, new)
+            conn.executemany(ADD_COUNTS, hour_counts(venue_id, ((r[3], r[6]) for r in new)))
+        return len(new)
 
     def purge_checkins(self, before_ms: int) -> int:
         # Venue by venue on the (venue_id, scanned_at) index, in short transactions.

@@ -268,11 +268,11 @@ def test_hourly_counts_per_outcome(admin: Admin, device: Device, clock: Clock):
         params={"since": since.isoformat(), "until": until.isoformat()},
     )
     assert {c["venue_id"] for c in counts} == {venue_id}
-    # hour, total, passed, denied, referred
+    # hour, total, passed, denied, referred; staff let through, refused
     assert [tuple(c.values())[1:] for c in counts] == [
-        ("2022-05-01T08:00:00Z", 3, 2, 1, 0),
-        ("2022-05-01T09:00:00Z", 2, 1, 0, 1),
-        ("2022-05-01T11:00:00Z", 1, 0, 0, 1),
+        ("2022-05-01T08:00:00Z", 3, 2, 1, 0, 0, 0),
+        ("2022-05-01T09:00:00Z", 2, 1, 0, 1, 0, 0),
+        ("2022-05-01T11:00:00Z", 1, 0, 0, 1, 0, 0),
     ]
     # The default window is the last 24 hours up to now.
     clock.advance(3 * 3600)

@@ -72,7 +72,7 @@ def test_a_real_host_process_serves_devices(start_server, tmp_path: Path):
             ).json()
             assert (ack["inserted"], ack["duplicates"]) == (inserted, 20 - inserted)
         page = client.get(venue["code_url"].removeprefix(DEMO_PUBLIC_URL))
-        assert "Checked in at Riverside Mall" in page.text
+        assert "Riverside Mall" in page.text and "Sign in first" in page.text
 
     server.stop()
     log = server.log.read_text()

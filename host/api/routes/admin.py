@@ -23,6 +23,7 @@ from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute
 from host.core.security import id_number_hmac, new_token, random_id, token_hash
 from host.core.times import from_ms, to_ms
+from host.phone import issue_sign_in
 from host.storage.base import PersonRecord, VenueRecord
 from host.storage.users import Role
 from shared.healthcode import CodeKind, NucleicTest, issue, new_code
@@ -36,6 +37,7 @@ from shared.messages import (
     IssuedCode,
     PeopleImport,
     PeopleImported,
+    SignInLink,
     Venue,
     VenueCodeOut,
     VenueCodeRequest,
@@ -173,7 +175,10 @@ def venue_counts(
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
 ) -> list[HourlyCount]:
-    """Check-ins per UTC hour with totals per outcome; by default the last 24 hours."""
+    """Check-ins per UTC hour: totals per outcome, and of the referrals, what staff decided.
+
+    By default the last 24 hours.
+    """
     venue = require_venue_for(context, principal, venue_id)
     end = until if until is not None else context.settings.now()
     start = since if since is not None else end - DEFAULT_COUNTS_WINDOW
@@ -190,6 +195,8 @@ def venue_counts(
             passed=count.passed,
             denied=count.denied,
             referred=count.referred,
+            staff_let_through=count.staff_let_through,
+            staff_refused=count.staff_refused,
         )
         for count in context.storage.hourly_counts(venue.id, since_ms, until_ms)
     ]
@@ -270,6 +277,13 @@ def issue_person_code(
         issued_at=code.issued_at,
         expires_at=code.expires_at,
     )
+
+
+@router.post("/people/{person_ref}/sign-in")
+def person_sign_in(person_ref: str, context: Context) -> SignInLink:
+    """A one-time link, valid minutes, that signs the person in on their phone (their page)."""
+    link = issue_sign_in(context, _require_person(context, person_ref))
+    return SignInLink(url=link.url, expires_at=from_ms(link.expires_at_ms))
 
 
 # ---- devices ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from host.core.security import random_id, token_hash
 from host.core.times import from_ms
 from host.identities import holder_of, resolve_holders
 from host.storage.base import DeviceRecord, EnrollmentRefused
+from host.storage.staff import StaffDecisionRefused
 from shared.auth import load_device_public_key, public_key_bytes, weak_public_key
 from shared.keys import b64url
 from shared.messages import (
@@ -32,13 +33,14 @@ from shared.messages import (
     EnrollResponse,
     SealingKeyOut,
     SignedRules,
+    StaffDecisionBatch,
     StatusRequest,
     StatusResponse,
     VerifyRequest,
     VerifyResponse,
 )
 from shared.sealed import SealError
-from shared.verification import CheckContext, assess
+from shared.verification import assess
 
 router = APIRouter(tags=["devices"], route_class=StrictJsonRoute)
 
@@ -110,6 +112,33 @@ def _store_checkins(context: HostContext, signed: DeviceRequest) -> CheckInAck:
     )
 
 
+@router.post("/device/staff-decisions")
+async def staff_decisions(call: SignedCall, context: Context) -> CheckInAck:
+    """Store staff decisions idempotently (by id); each settles a referral this device recorded.
+
+    A batch naming any other check-in is refused whole (422 unknown-checkin, not-a-referral).
+    """
+    return await in_device_thread(context, call, partial(_store_staff_decisions, context))
+
+
+def _store_staff_decisions(context: HostContext, signed: DeviceRequest) -> CheckInAck:
+    batch = parse_body(StaffDecisionBatch, signed.body)
+    venue_id = signed.device.venue_id
+    if any(decision.venue_id != venue_id for decision in batch.decisions):
+        raise ApiError(422, "venue-mismatch", f"this device decides at {venue_id} only")
+    try:
+        inserted = context.storage.add_staff_decisions(
+            signed.device.id, venue_id, signed.now_ms, batch.decisions
+        )
+    except StaffDecisionRefused as refusal:
+        raise ApiError(422, refusal.code, refusal.detail) from None
+    return CheckInAck(
+        acknowledged=list(dict.fromkeys(decision.id for decision in batch.decisions)),
+        inserted=inserted,
+        duplicates=len(batch.decisions) - inserted,
+    )
+
+
 @router.post("/device/status")
 async def status(call: SignedCall, context: Context) -> StatusResponse:
     """The current status behind a paper code's person reference or an ID card's identity."""
@@ -142,15 +171,7 @@ async def verify(call: SignedCall, context: Context) -> VerifyResponse:
 def _verify(context: HostContext, signed: DeviceRequest) -> VerifyResponse:
     asked = parse_body(VerifyRequest, signed.body)
     venue = require_venue(context, signed.device.venue_id)
-    check = CheckContext(
-        now=from_ms(signed.now_ms),
-        clock_trusted=True,
-        temperature_c=asked.temperature_c,
-        deny_list=context.denylist.current(signed.now_ms),
-        deny_list_age_minutes=0,  # the host's own list is current by definition
-        dcc_schemas=context.dcc_schemas,
-        dcc_value_sets=context.keys.dcc_value_sets,
-    )
+    check = context.check_context(signed.now_ms, asked.temperature_c)
     assessment = assess(
         asked.text, trust=context.keys.trust, rules=venue.effective_rules(), context=check
     )
