@@ -13,8 +13,10 @@ from typing import TextIO
 from device.client import HostClient, HostError
 from device.clock import DeviceClock
 from device.denylist import DenyListHolder, stored_trust
+from device.handheld import DEFAULT_SCAN_SECONDS, Handheld, ScanTrigger
 from device.identity import load_enrollment, load_or_create_key
 from device.peripherals import PeripheralOptions, Peripherals
+from device.pins import StaffPins
 from device.pipeline import (
     DEFAULT_REPEAT_WINDOW_SECONDS,
     REPEAT_REASON,
@@ -28,12 +30,13 @@ from device.report import StatusReporter
 from device.screen.server import COMPONENT as SCREEN_COMPONENT
 from device.screen.server import ScreenOptions, ScreenServer
 from device.screen.view import ScreenStatus
+from device.staff import StaffDesk
 from device.store import Store
 from device.sync import DEFAULT_RETENTION_DAYS, Syncer
 from hardware.frames import FrameSource
 from shared.dcc.schema import SchemaStore
 from shared.healthcode import HealthStatus
-from shared.messages import DeviceConfig, StatusRequest, StatusResponse
+from shared.messages import DeviceConfig, DeviceForm, StatusRequest, StatusResponse
 from shared.rules.defaults import DENY_LIST_MAX_AGE_MINUTES
 from shared.sealed import CardIdentity
 from shared.verification import CardValidity, IdentityStatus
@@ -73,10 +76,16 @@ class RunOptions:
     peripherals: PeripheralOptions = field(default_factory=PeripheralOptions)
     retention_days: float = DEFAULT_RETENTION_DAYS  # acknowledged check-ins kept this long
     screen: ScreenOptions | None = None  # the local screen's address and hold; None: no screen
+    form: DeviceForm | None = None  # None: the form it was enrolled as
+    scan_seconds: float = DEFAULT_SCAN_SECONDS  # a handheld scans this long once triggered
 
 
 class Agent:
-    """One enrolled device: store, clock, host client, sync thread and pipeline."""
+    """One enrolled device: store, clock, host client, sync thread and pipeline.
+
+    Staff settle referrals at its screen (`desk`); a handheld (`handheld`) scans only when
+    triggered, and checks vehicles and registers people by hand.
+    """
 
     def __init__(
         self,
@@ -88,6 +97,8 @@ class Agent:
     ) -> None:
         enrollment = load_enrollment(state_dir)
         self.options = options
+        self.form = options.form or enrollment.form
+        handheld = self.form is DeviceForm.HANDHELD
         self.store = Store(state_dir / DATABASE_FILE)
         self.clock = DeviceClock()
         self.client = HostClient(
@@ -104,12 +115,19 @@ class Agent:
         )
         self.denylist.restore()
         self.reporter = StatusReporter(self.store, self.clock, self.denylist)
-        self.peripherals = Peripherals(options.peripherals, self._card_read)
+        if options.peripherals.trigger_pin is not None and not handheld:
+            log.warning("--trigger-pin left unused: only a handheld scans on a trigger")
+        self.peripherals = Peripherals(
+            options.peripherals, self._card_read, self._scan_pressed if handheld else None
+        )
         self.reporter.components.update(self.peripherals.components())
 
         def tell(event: Event) -> None:
             log_feedback(event)
-            self.peripherals.announce(event)
+            self.peripherals.announce(event)  # a pass (a staff let-through too) opens the gate
+            self.desk.observe(event)
+            if self.handheld is not None:
+                self.handheld.observe(event)
             if self.screen is not None:
                 self.screen.show(event)
             if self._events:
@@ -137,18 +155,33 @@ class Agent:
             repeat_window_seconds=options.repeat_window_seconds,
             status_lookup=self._current_status,
             identity_lookup=self._identity_status,
-            id_reader=self.peripherals.card_reader is not None,
+            # A paper code waits for its holder's ID card: read, or typed on a handheld.
+            id_reader=self.peripherals.card_reader is not None or handheld,
             temperature=self.peripherals.temperature
             if options.peripherals.thermometer_port
             else None,
             deny_list=self._deny_list_state,
             dcc_schemas=SchemaStore.default(),
         )
+        self.desk = StaffDesk(
+            self.store, StaffPins(self.store), self.clock, tell=tell, on_recorded=self.syncer.nudge
+        )
+        self.handheld = (
+            Handheld(self.pipeline, ScanTrigger(options.scan_seconds), changed=self._panels_changed)
+            if handheld
+            else None
+        )
         revoked = self.store.revocation(self._device_id)
         if revoked is not None:
             self._out_of_service(revoked)
         # Last: the screen reads the state all of the above make up.
-        self.screen = ScreenServer(options.screen, self._screen_status) if options.screen else None
+        self.screen = (
+            ScreenServer(
+                options.screen, self._screen_status, desk=self.desk, handheld=self.handheld
+            )
+            if options.screen
+            else None
+        )
         if self.screen is not None:
             self.reporter.components[SCREEN_COMPONENT] = self.screen.component
 
@@ -196,6 +229,15 @@ class Agent:
     def _card_read(self, identity: CardIdentity, origin: str, validity: CardValidity) -> None:
         self.pipeline.present_id(identity, origin, validity)
 
+    def _scan_pressed(self) -> None:
+        """The handheld's trigger button was pressed."""
+        if self.handheld is not None:
+            self.handheld.scan()
+
+    def _panels_changed(self) -> None:
+        if self.screen is not None:
+            self.screen.hub.refresh()
+
     def _revoked(self, reason: str) -> None:
         """The host revoked this device: drop what it gave (keys, rules, deny list).
 
@@ -242,6 +284,9 @@ class Agent:
         try:
             with source:
                 for frame in source.frames():
+                    if self.handheld is not None and not self.handheld.trigger.armed():
+                        self.pipeline.expire_waiting()  # not scanning: the frame is not read
+                        continue
                     self.pipeline.process_image(frame.image, frame.origin)
         except KeyboardInterrupt:
             log.info("asked to stop")
@@ -258,18 +303,24 @@ class Agent:
         return status
 
     def drain(self, timeout_seconds: float) -> bool:
-        """Wait (bounded) until the host has acknowledged every recorded check-in."""
+        """Wait (bounded) until the host has acknowledged every check-in and staff decision."""
         deadline = time.monotonic() + timeout_seconds
         while (
             time.monotonic() < deadline
             and self.syncer.refused is None
             and self.pipeline.out_of_service is None
         ):
-            recorded, acked = self.store.counts()
-            if recorded == acked:
+            if self._unsynced() == (0, 0):
                 return True
             self.syncer.nudge()
             time.sleep(0.1)
+        checkins, decisions = self._unsynced()
+        if checkins or decisions:
+            log.warning("%d check-ins, %d staff decisions still unsynced", checkins, decisions)
+        return (checkins, decisions) == (0, 0)
+
+    def _unsynced(self) -> tuple[int, int]:
+        """Check-ins and staff decisions the host has not acknowledged yet."""
         recorded, acked = self.store.counts()
-        log.warning("%d check-ins still unsynced", recorded - acked)
-        return recorded == acked
+        decided, decisions_acked = self.store.staff_counts()
+        return recorded - acked, decided - decisions_acked

@@ -23,6 +23,7 @@ from shared.messages import (
     DeviceReport,
     EnrollRequest,
     EnrollResponse,
+    StaffDecisionBatch,
     StatusRequest,
     StatusResponse,
 )
@@ -179,6 +180,11 @@ class HostClient:
         body = gzip.compress(batch.model_dump_json().encode(), compresslevel=GZIP_LEVEL, mtime=0)
         response = self._exchange("POST", "/device/checkins", body, encoding="gzip")
         return _parse(CheckInAck, response)
+
+    def send_staff_decisions(self, batch: StaffDecisionBatch) -> CheckInAck:
+        """Send staff decisions; stored idempotently by id, so re-sending is always safe."""
+        body = batch.model_dump_json().encode()
+        return self._call("POST", "/device/staff-decisions", body, CheckInAck)
 
     def status(self, asked: StatusRequest, *, timeout: float | None = None) -> StatusResponse:
         """The host's current status behind a person reference or a sealed ID card identity."""

@@ -10,6 +10,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shared.messages import DeviceForm
+
 KEY_FILE = "device-key.pem"
 ENROLLMENT_FILE = "enrollment.json"
 
@@ -23,6 +25,7 @@ class Enrollment:
     device_id: str
     venue_id: str
     host_url: str
+    form: DeviceForm = DeviceForm.KIOSK  # as enrolled; `sentinel device run --form` overrides it
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -61,4 +64,6 @@ def load_enrollment(state_dir: Path) -> Enrollment:
     path = state_dir / ENROLLMENT_FILE
     if not path.exists():
         raise NotEnrolledError(f"{state_dir} holds no enrollment; run `sentinel device enroll`")
-    return Enrollment(**json.loads(path.read_text()))
+    stored = json.loads(path.read_text())
+    form = DeviceForm(stored.pop("form", DeviceForm.KIOSK))  # enrolled before forms were kept
+    return Enrollment(**stored, form=form)

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from device.cardreader import COMPONENT as CARD_READER_COMPONENT
 from device.cardreader import OnCard, SamCardReader
 from device.pipeline import NO_THERMOMETER, Event, Temperature
 from device.report import component_state, monotonic_to_utc
-from hardware.gpio import Signals, SignalsConfig, SignalsHealth
+from hardware.gpio import Button, Signals, SignalsConfig, SignalsHealth
+from hardware.gpio.signals import Pin
 from hardware.idcard.samreader import SamReader
 from hardware.thermometer.driver import Measurement, Thermometer
 from hardware.thermometer.protocol import PROTOCOL_NAMES
@@ -33,6 +34,7 @@ from shared.policy import Outcome
 
 log = logging.getLogger(__name__)
 THERMOMETER_COMPONENT = "thermometer"
+TRIGGER_COMPONENT = "trigger"
 MEASURE_SECONDS = 3.0  # how long a check waits for a first plausible temperature
 LANGUAGES = {"zh": Language.MANDARIN, "en": Language.ENGLISH}
 Fitted = TypeVar("Fitted")
@@ -62,6 +64,8 @@ class PeripheralOptions:
     voice: tuple[Language, ...] = ()
     voice_cache: Path = Path("/var/cache/sentinel/voice")
     player: tuple[str, ...] | None = None
+    trigger_pin: Pin | None = None  # a handheld's scan button
+    pin_factory: Any = None  # gpiozero's pin factory for every GPIO part; None: its default
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gate-active-low", action="store_true", help="the gate relay closes on a low pin"
     )
     fitted.add_argument("--gate-open", type=float, default=3.0, metavar="SECONDS")
+    fitted.add_argument(
+        "--trigger-pin",
+        metavar="GPIO",
+        help="a handheld's scan button (to ground, pulled up): each press scans for a while",
+    )
     fitted.add_argument(
         "--voice",
         default="",
@@ -124,13 +133,20 @@ def from_arguments(args: argparse.Namespace) -> PeripheralOptions:
         voice=tuple(LANGUAGES[language] for language in languages),
         voice_cache=args.voice_cache,
         player=tuple(shlex.split(args.voice_player)) if args.voice_player else None,
+        trigger_pin=args.trigger_pin,
     )
 
 
 class Peripherals:
     """The fitted peripherals, opened; their health as device-report components."""
 
-    def __init__(self, options: PeripheralOptions, on_card: OnCard) -> None:
+    def __init__(
+        self,
+        options: PeripheralOptions,
+        on_card: OnCard,
+        on_trigger: Callable[[], object] | None = None,
+    ) -> None:
+        """`on_trigger` is called on each press of the trigger button (None: it is not used)."""
         self.options = options
         self._started = datetime.now(UTC)
         self.failed: dict[str, str] = {}  # a peripheral that could not even be set up: why
@@ -143,7 +159,16 @@ class Peripherals:
                     port, options.thermometer_protocol, offset=options.thermometer_offset
                 ),
             )
-        self.signals = self._set_up("signals", lambda: Signals(options.signals))
+        self.signals = self._set_up(
+            "signals", lambda: Signals(options.signals, pin_factory=options.pin_factory)
+        )
+        self.trigger: Button | None = None
+        if options.trigger_pin is not None and on_trigger is not None:
+            pin = options.trigger_pin
+            self.trigger = self._set_up(
+                TRIGGER_COMPONENT,
+                lambda: Button(pin, on_trigger, pin_factory=options.pin_factory),
+            )
         self.speaker: Speaker | None = None
         if options.voice:
             self.speaker = self._set_up(
@@ -217,12 +242,14 @@ class Peripherals:
             states["signals"] = _reported(self.signals.health)
         if self.speaker is not None:
             states["voice"] = _reported(self.speaker.health)
+        if self.trigger is not None:
+            states[TRIGGER_COMPONENT] = _reported(self.trigger.health)
         return states
 
     def close(self) -> None:
         if self.card_reader is not None:
             self.card_reader.stop()
-        for part in (self.thermometer, self.signals, self.speaker):
+        for part in (self.thermometer, self.signals, self.speaker, self.trigger):
             if part is not None:
                 part.close()
 

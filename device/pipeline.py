@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
+from uuid import UUID
 
 import numpy as np
 
@@ -84,6 +85,10 @@ class Event:
     holder: str | None = None  # an ID card's number, masked for the screen
     temperature_c: float | None = None  # the reading the decision was made with
     test: NucleicTest | None = None  # the latest test, as the code or the host's answer gave it
+    # The plate or room: a check-in's, or what a scanned venue code of this venue is bound to.
+    binding: str | None = None
+    group_id: str | None = None  # the vehicle group the check-in was recorded in
+    staff_id: str | None = None  # a staff decision: who made it (their PIN's id)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -97,7 +102,18 @@ class Event:
             "test": None
             if self.test is None
             else {"sampled_at": self.test.sampled_at.isoformat(), "result": self.test.result.value},
+            "binding": self.binding,
+            "group_id": self.group_id,
+            "staff_id": self.staff_id,
         }
+
+
+@dataclass(frozen=True)
+class CheckInGroup:
+    """People checked in together (a vehicle's occupants): their binding and the group's id."""
+
+    binding: str  # plate:京A12345
+    id: UUID = field(default_factory=uuid7)
 
 
 @dataclass
@@ -212,6 +228,7 @@ class Pipeline:
         self._pending_paper: PendingPaperCode | None = None
         self._recent_id: tuple[str, float] | None = None  # never logged, never stored
         self.out_of_service: str | None = None  # why, once the host revoked this device
+        self.group: CheckInGroup | None = None  # check-ins are recorded in it while it is set
 
     def update_venue(self, venue: VenueState) -> None:
         with self._venue_lock:
@@ -276,7 +293,10 @@ class Pipeline:
         if subject and self._repeats.seen_recently(f"subject:{subject}"):
             return self._repeat(assessment.kind, origin)
         if assessment.decision.outcome is Outcome.IGNORED:
-            return self._tell(Event(origin, assessment.kind, assessment.decision))
+            venue = assessment.venue
+            ours = venue is not None and venue.venue_id == checked.venue_id
+            binding = str(venue.binding) if ours and venue.binding is not None else None
+            return self._tell(Event(origin, assessment.kind, assessment.decision, binding=binding))
         return self._record(origin, checked)
 
     def present_id(
@@ -389,6 +409,7 @@ class Pipeline:
         if self.out_of_service is not None:
             decision = Decision(Outcome.REFER, (f"{OUT_OF_SERVICE_REASON}: {self.out_of_service}",))
             person_ref = sealed_identity = None
+        group = self.group
         checkin = CheckIn(
             id=uuid7(),
             venue_id=checked.venue_id,
@@ -401,6 +422,8 @@ class Pipeline:
             thermometer=checked.thermometer,
             clock_trusted=context.clock_trusted,
             sealed_identity=sealed_identity,
+            binding=None if group is None else group.binding,
+            group_id=None if group is None else group.id,
         )
         try:
             self._store.record(checkin)  # durable before the person is told anything
@@ -418,6 +441,8 @@ class Pipeline:
                 holder,
                 context.temperature_c,
                 checked.test,
+                checkin.binding,
+                None if group is None else str(group.id),
             )
         )
         self._on_recorded()

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from device import peripherals
-from device.peripherals import THERMOMETER_COMPONENT, PeripheralOptions, Peripherals
+from device.peripherals import (
+    THERMOMETER_COMPONENT,
+    TRIGGER_COMPONENT,
+    PeripheralOptions,
+    Peripherals,
+)
 
 CAMERA_SECONDS = 5.0  # a camera that gives no frame in this time fails
 THERMOMETER_SECONDS = 3.0
@@ -118,10 +123,13 @@ def run_checks(source: str | None, options: PeripheralOptions) -> list[Result]:
         if options.sam_port
         else Result("card reader", "absent", "no --sam"),
     ]
-    fitted = Peripherals(options, on_card=lambda identity, origin, validity: None)
+    fitted = Peripherals(
+        options, on_card=lambda identity, origin, validity: None, on_trigger=lambda: None
+    )
     try:
         results.append(_thermometer(fitted))
         results += _signals(fitted)
+        results.append(_trigger(fitted))
         results.append(_voice(fitted))
     finally:
         fitted.close()
@@ -151,6 +159,18 @@ def _signals(fitted: Peripherals) -> list[Result]:
         Result(name, "pass" if output.ok else "fail", output.detail)
         for name, output in fitted.signals.selftest().items()
     ]
+
+
+def _trigger(fitted: Peripherals) -> Result:
+    pin = fitted.options.trigger_pin
+    if pin is None:
+        return Result(TRIGGER_COMPONENT, "absent", "no --trigger-pin")
+    if fitted.trigger is None:
+        return Result(TRIGGER_COMPONENT, "fail", fitted.failed[TRIGGER_COMPONENT])
+    health = fitted.trigger.health()
+    if health.state != "ok":
+        return Result(TRIGGER_COMPONENT, "fail", health.detail or health.state)
+    return Result(TRIGGER_COMPONENT, "pass", f"button on pin {pin} set up, pulled up")
 
 
 def _voice(fitted: Peripherals) -> Result:

@@ -17,7 +17,13 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from shared.messages import CheckIn, ComponentHealth, ComponentState, DeviceConfig
+from shared.messages import (
+    CheckIn,
+    ComponentHealth,
+    ComponentState,
+    DeviceConfig,
+    StaffDecision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +54,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE checkins ADD COLUMN sealed_identity TEXT",
     ),
     ("ALTER TABLE checkins ADD COLUMN thermometer TEXT",),  # the readings, as JSON
+    (
+        # A handheld's vehicles: the plate (binding) and the group of its occupants.
+        "ALTER TABLE checkins ADD COLUMN binding TEXT",
+        "ALTER TABLE checkins ADD COLUMN group_id TEXT",
+        # Staff PINs, only as slow hashes (device.pins), and what staff decided on referrals.
+        """CREATE TABLE staff (
+            id TEXT PRIMARY KEY,
+            pin_hash TEXT NOT NULL,
+            added_at_ms INTEGER NOT NULL)""",
+        """CREATE TABLE staff_decisions (
+            id TEXT PRIMARY KEY,
+            checkin_id TEXT NOT NULL UNIQUE,
+            venue_id TEXT NOT NULL,
+            staff_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            decided_at_ms INTEGER NOT NULL,
+            clock_trusted INTEGER NOT NULL,
+            acked_at_ms INTEGER)""",
+        "CREATE INDEX staff_decisions_pending ON staff_decisions (acked_at_ms, id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 CHECKIN_COLUMNS = (
     "id, venue_id, scanned_at_ms, person_ref, kind, outcome, reasons, temperature_c,"
-    " clock_trusted, sealed_identity, thermometer"
+    " clock_trusted, sealed_identity, thermometer, binding, group_id"
 )
-ALL_VALUES = f"({CHECKIN_COLUMNS}, acked_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+ALL_VALUES = f"({CHECKIN_COLUMNS}, acked_at_ms) VALUES ({', '.join('?' * 14)})"
 INSERT_CHECKIN = f"INSERT INTO checkins {ALL_VALUES}"
 SALVAGE_CHECKIN = f"INSERT OR IGNORE INTO checkins {ALL_VALUES}"  # a row read twice counts once
+DECISION_COLUMNS = (
+    "id, checkin_id, venue_id, staff_id, action, reason, decided_at_ms, clock_trusted"
+)
+DECISION_VALUES = f"({DECISION_COLUMNS}, acked_at_ms) VALUES ({', '.join('?' * 9)})"
+# Staff decisions the host may be sent: their check-in is acknowledged (or purged since).
+SENDABLE_DECISIONS = f"""SELECT {DECISION_COLUMNS} FROM staff_decisions d
+    WHERE d.acked_at_ms IS NULL AND NOT EXISTS (
+        SELECT 1 FROM checkins c WHERE c.id = d.checkin_id AND c.acked_at_ms IS NULL)
+    ORDER BY d.id LIMIT ?"""
+PIN_ATTEMPTS = "pin_attempts"  # the settings row: wrong PINs in a row, and a lock's end
 CORRUPTION = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 SALVAGE_CHUNK = 1000
 MAX_DAMAGED_REGIONS = 1000  # runs of unreadable pages stepped over; beyond, give up
@@ -76,6 +113,10 @@ class StoreError(Exception):
 
 class StoreFull(StoreError):
     """The disk (or the database's size cap) is full: the check-in was not recorded."""
+
+
+class AlreadyStored(StoreError):
+    """A staff member of that id, or a staff decision on that check-in, is stored already."""
 
 
 def _now_ms() -> int:
@@ -101,6 +142,8 @@ def _checkin_row(checkin: CheckIn, acked_at_ms: int | None) -> tuple[Any, ...]:
         int(checkin.clock_trusted),
         checkin.sealed_identity,
         None if checkin.thermometer is None else checkin.thermometer.model_dump_json(),
+        checkin.binding,
+        None if checkin.group_id is None else str(checkin.group_id),
         acked_at_ms,
     )
 
@@ -120,7 +163,39 @@ def _checkin(row: dict[str, Any]) -> CheckIn:
             "clock_trusted": bool(row["clock_trusted"]),
             "sealed_identity": row.get("sealed_identity"),
             "thermometer": json.loads(row.get("thermometer") or "null"),
+            "binding": row.get("binding"),
+            "group_id": row.get("group_id"),
         }
+    )
+
+
+def _decision_row(decision: StaffDecision) -> tuple[Any, ...]:
+    """A row in `DECISION_VALUES` order, not yet acknowledged."""
+    return (
+        str(decision.id),
+        str(decision.checkin_id),
+        decision.venue_id,
+        decision.staff_id,
+        decision.action.value,
+        decision.reason.value,
+        int(decision.decided_at.timestamp() * 1000),
+        int(decision.clock_trusted),
+        None,
+    )
+
+
+def _decision(row: Sequence[Any]) -> StaffDecision:
+    """A staff decision from its row in `DECISION_COLUMNS` order."""
+    id_, checkin_id, venue_id, staff_id, action, reason, decided_at_ms, clock_trusted = row
+    return StaffDecision(
+        id=id_,
+        checkin_id=checkin_id,
+        venue_id=venue_id,
+        staff_id=staff_id,
+        action=action,
+        reason=reason,
+        decided_at=datetime.fromtimestamp(decided_at_ms / 1000, UTC),
+        clock_trusted=bool(clock_trusted),
     )
 
 
@@ -302,6 +377,7 @@ class Store:
                     _checkin_row(checkin, acked_at_ms)
                 )
             config, denylist = self._salvage_settings(old)
+            staff, decisions = self._salvage_staff(old)
         finally:
             old.close()
         connection = self._connect()
@@ -319,6 +395,15 @@ class Store:
                 self.save_config(config)
             if denylist is not None:
                 self.save_denylist(*denylist)
+            with self._guard("salvaging staff"), connection:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.executemany(
+                    "INSERT OR IGNORE INTO staff (id, pin_hash, added_at_ms) VALUES (?, ?, ?)",
+                    staff,
+                )
+                connection.executemany(
+                    f"INSERT OR IGNORE INTO staff_decisions {DECISION_VALUES}", decisions
+                )
         except StoreError as error:
             outcome = f"salvage failed ({error}); the check-ins are still in that file"
         detail = f"database was corrupt at start, moved aside to {quarantined.name}; {outcome}"
@@ -345,6 +430,29 @@ class Store:
         except (sqlite3.DatabaseError, TypeError, ValueError):
             log.warning("store: the kept deny list was lost; the host sends it again")
         return config, denylist
+
+    @staticmethod
+    def _salvage_staff(old: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+        """The staff PINs and staff decisions, as far as they can still be read."""
+        staff: list[Any] = []
+        decisions: list[Any] = []
+        try:
+            listed = old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tables = {name for (name,) in listed}
+            if "staff" in tables:
+                staff = old.execute("SELECT id, pin_hash, added_at_ms FROM staff").fetchall()
+            if "staff_decisions" in tables:
+                decisions = old.execute(
+                    f"SELECT {DECISION_COLUMNS}, acked_at_ms FROM staff_decisions"
+                ).fetchall()
+        except sqlite3.DatabaseError:
+            log.warning(
+                "store: staff PINs or decisions were lost; add the PINs again (sentinel device"
+                " staff add); %d PINs and %d decisions salvaged",
+                len(staff),
+                len(decisions),
+            )
+        return staff, decisions
 
     # ---- health ------------------------------------------------------------------------------
 
@@ -424,18 +532,21 @@ class Store:
     def purge_acked(self, retention_seconds: float) -> int:
         """Delete check-ins acknowledged longer than `retention_seconds` ago; how many went.
 
-        A check-in the host has not acknowledged is never deleted.
+        Staff decisions acknowledged as long ago go too. Nothing the host has not acknowledged
+        is ever deleted.
         """
         cutoff_ms = _now_ms() - int(retention_seconds * 1000)
-        with self._guard("purging acknowledged check-ins"):
-            return (
-                self._connect()
-                .execute(
-                    "DELETE FROM checkins WHERE acked_at_ms IS NOT NULL AND acked_at_ms < ?",
-                    (cutoff_ms,),
-                )
-                .rowcount
+        connection = self._connect()
+        with self._guard("purging acknowledged check-ins"), connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(
+                "DELETE FROM staff_decisions WHERE acked_at_ms IS NOT NULL AND acked_at_ms < ?",
+                (cutoff_ms,),
             )
+            return connection.execute(
+                "DELETE FROM checkins WHERE acked_at_ms IS NOT NULL AND acked_at_ms < ?",
+                (cutoff_ms,),
+            ).rowcount
 
     def purge_quarantined(self, retention_seconds: float) -> list[Path]:
         """Delete damaged files moved aside longer than `retention_seconds` ago; which went.
@@ -545,6 +656,105 @@ class Store:
                 self._connect().execute("SELECT document, refreshed_at_ms FROM denylist").fetchone()
             )
         return (bytes(row[0]), row[1]) if row else None
+
+    # ---- staff -------------------------------------------------------------------------------
+
+    def add_staff(self, staff_id: str, pin_hash: str) -> None:
+        """Keep a staff member's PIN hash; AlreadyStored if the id is taken."""
+        with self._guard("adding a staff PIN"):
+            try:
+                self._connect().execute(
+                    "INSERT INTO staff (id, pin_hash, added_at_ms) VALUES (?, ?, ?)",
+                    (staff_id, pin_hash, _now_ms()),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyStored(f"staff {staff_id} exists already") from None
+
+    def remove_staff(self, staff_id: str) -> bool:
+        """Forget a staff member's PIN; False if there was none."""
+        with self._guard("removing a staff PIN"):
+            return bool(
+                self._connect().execute("DELETE FROM staff WHERE id = ?", (staff_id,)).rowcount
+            )
+
+    def staff(self) -> list[tuple[str, str, int]]:
+        """(id, PIN hash, added at ms) of every staff member, by id."""
+        with self._guard("reading the staff PINs", write=False):
+            return (
+                self._connect()
+                .execute("SELECT id, pin_hash, added_at_ms FROM staff ORDER BY id")
+                .fetchall()
+            )
+
+    def pin_attempts(self) -> tuple[int, int]:
+        """(wrong PINs in a row, Unix ms until which PINs are refused: 0 when not locked)."""
+        with self._guard("reading the PIN attempts", write=False):
+            row = (
+                self._connect()
+                .execute("SELECT value FROM settings WHERE name = ?", (PIN_ATTEMPTS,))
+                .fetchone()
+            )
+        if row is None:
+            return 0, 0
+        stored = json.loads(row[0])
+        return int(stored["failures"]), int(stored["locked_until_ms"])
+
+    def save_pin_attempts(self, failures: int, locked_until_ms: int) -> None:
+        value = json.dumps({"failures": failures, "locked_until_ms": locked_until_ms})
+        with self._guard("saving the PIN attempts"):
+            self._connect().execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (PIN_ATTEMPTS, value),
+            )
+
+    def checkin(self, checkin_id: UUID) -> CheckIn | None:
+        """One recorded check-in, if this device still holds it."""
+        with self._guard("reading a check-in", write=False):
+            cursor = self._connect().execute(
+                f"SELECT {CHECKIN_COLUMNS} FROM checkins WHERE id = ?", (str(checkin_id),)
+            )
+            names = [column[0] for column in cursor.description]
+            row = cursor.fetchone()
+        return None if row is None else _checkin(dict(zip(names, row, strict=True)))
+
+    def record_staff_decision(self, decision: StaffDecision) -> None:
+        """Commit a staff decision durably; AlreadyStored if its check-in was decided already.
+
+        Returns only once it is on disk: the gate opens after this, never before.
+        """
+        with self._guard("recording a staff decision"):
+            try:
+                self._connect().execute(
+                    f"INSERT INTO staff_decisions {DECISION_VALUES}", _decision_row(decision)
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyStored(f"check-in {decision.checkin_id} was decided already") from None
+
+    def pending_staff_decisions(self, limit: int) -> list[StaffDecision]:
+        """The oldest staff decisions not yet acknowledged whose check-ins the host has."""
+        with self._guard("reading pending staff decisions", write=False):
+            rows = self._connect().execute(SENDABLE_DECISIONS, (limit,)).fetchall()
+        return [_decision(row) for row in rows]
+
+    def mark_staff_decisions_acked(self, ids: Sequence[UUID]) -> None:
+        connection = self._connect()
+        with self._guard("marking staff decisions acknowledged"), connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(
+                "UPDATE staff_decisions SET acked_at_ms = ? WHERE id = ? AND acked_at_ms IS NULL",
+                [(_now_ms(), str(decision_id)) for decision_id in ids],
+            )
+
+    def staff_counts(self) -> tuple[int, int]:
+        """(held, acknowledged) staff decisions; held - acknowledged are still to sync."""
+        with self._guard("counting staff decisions", write=False):
+            held, acked = (
+                self._connect()
+                .execute("SELECT COUNT(*), COUNT(acked_at_ms) FROM staff_decisions")
+                .fetchone()
+            )
+        return held, acked
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

@@ -26,6 +26,7 @@ from shared.messages import (
     ComponentState,
     DeviceConfig,
     DeviceReport,
+    StaffDecisionBatch,
 )
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ class Syncer:
     A backlog goes up as a window of batches in flight at once (`window`), so that the link's
     latency is paid once per window rather than once per batch. Every batch is acknowledged
     id by id; whatever was not acknowledged is simply sent again later, which the host's
-    idempotent ingest makes safe. Acknowledged check-ins are purged once `retention_days`
-    have passed.
+    idempotent ingest makes safe. Staff decisions follow their check-ins, the same way.
+    Acknowledged check-ins and decisions are purged once `retention_days` have passed.
     """
 
     def __init__(
@@ -172,6 +173,18 @@ class Syncer:
             raise error
         return acknowledged
 
+    def sync_staff_decisions(self) -> int:
+        """Send the staff decisions whose check-ins the host has; how many it acknowledged."""
+        decisions = self._store.pending_staff_decisions(self._batch_size)
+        if not decisions:
+            return 0
+        ack = self._client.send_staff_decisions(StaffDecisionBatch(decisions=decisions))
+        sent = {decision.id for decision in decisions}
+        acknowledged = [decision_id for decision_id in ack.acknowledged if decision_id in sent]
+        self._store.mark_staff_decisions_acked(acknowledged)
+        log.info("synced %d staff decisions", len(acknowledged))
+        return len(acknowledged)
+
     def _acknowledge(self, batch: list[CheckIn], ack: CheckInAck) -> int:
         sent = {checkin.id for checkin in batch}
         acknowledged = [checkin_id for checkin_id in ack.acknowledged if checkin_id in sent]
@@ -259,6 +272,7 @@ class Syncer:
                         self.first_contact.set()
                     config_due = time.monotonic() + self._config_every
                 sent = self.sync_once()
+                self.sync_staff_decisions()  # after their check-ins, which the host checks them by
                 if self.failures:
                     log.info("sync works again after %d failures", self.failures)
                 self.failures = 0

@@ -17,6 +17,7 @@ Digital Sentinel: venue-entrance check-in.
   sentinel device enroll       enroll this kiosk with a host using a one-time token
   sentinel device run          scan codes, decide by the venue's policy, record, sync
   sentinel device status       show this kiosk's enrollment and unsynced check-ins
+  sentinel device staff        staff PINs (add, list, remove) for settling referrals on screen
   sentinel demo                a whole check-in cycle on this machine, host and kiosk as processes
   sentinel selftest            check every fitted part: camera, decoder, card reader, ...
   sentinel card read           read an ID card or passport (PC/SC, eMRTD, GA 467), masked

@@ -6,6 +6,8 @@ public venue and a residential compound, imports people, enrolls one kiosk at ea
 the real enrollment path, renders camera frames holding real codes issued by the host (and a
 forged, a foreign and a plain-text one), runs `sentinel device run` over them as separate
 processes, waits for the kiosks to sync, and prints what each kiosk decided and what the host holds.
+Where headless Chromium is installed it also saves the kiosk screen idle and at a pass, a deny and
+a referral (`sentinel.demo_browser`), and checks a citizen in with a phone through a venue code.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ import httpx
 import numpy as np
 
 from hardware.thermometer.emulator import Emulator
+from sentinel.browser import chromium, unavailable
+from sentinel.demo_browser import (
+    CARDS,
+    KIOSK_SIZE,
+    PHONE_SIZE,
+    REGISTERED,
+    kiosk_screenshots,
+    phone_check_in,
+)
 from shared import healthcode
 from shared.envelope import base45, inflate, parse_cose, wrap
 from shared.healthcode import CLAIM_KEY, CodeKind, Colour, NucleicTest, TestResult
@@ -44,6 +55,7 @@ from shared.messages import (
     HourlyCount,
     IssuedCode,
     PeopleImported,
+    SignInLink,
     Venue,
 )
 from shared.qrimage import qr_png
@@ -305,6 +317,12 @@ class Admin:
             self._post("/admin/enrollment-tokens", body).content
         ).token
 
+    def sign_in(self, person_ref: str) -> SignInLink:
+        """A one-time link that signs the person in on a phone, as the city app would."""
+        return SignInLink.model_validate_json(
+            self._post(f"/admin/people/{person_ref}/sign-in", {}).content
+        )
+
     def stats(self) -> HostStats:
         return HostStats.model_validate_json(self.http.get("/admin/stats").content)
 
@@ -417,7 +435,58 @@ def kiosk_counts(kiosk: Kiosk) -> dict[str, int]:
     return json.loads(result.stdout)
 
 
-def run_demo(workdir: Path, seed: int, db: str | None = None) -> dict[str, Any]:
+def on_host(url: str, host_url: str) -> str:
+    """A URL the host printed under its public origin, at the address the demo's host listens on."""
+    return host_url + url.removeprefix(DEMO_PUBLIC_URL)
+
+
+def browser_parts(
+    host: HostProcess,
+    admin: Admin,
+    kiosk: Kiosk,
+    person_ref: str,
+    workdir: Path,
+    *,
+    shots: Path | None,
+) -> dict[str, Any]:
+    """The kiosk screen's screenshots and a phone check-in, where headless Chromium is installed.
+
+    The kiosk runs again, with its screen and an ID-card module; the phone is the person's.
+    Screenshots go to `shots`, or to a new temporary directory that is kept.
+    """
+    reason = unavailable()
+    if reason is not None:
+        return {"skipped": reason, "screen": None, "phone": None}
+    from playwright.sync_api import Error as BrowserError
+
+    for outcome, colour in REGISTERED.items():
+        admin.person(CARDS[outcome].id_number, colour, 5)
+    shots = shots or Path(tempfile.mkdtemp(prefix="sentinel-demo-screenshots-"))
+    shots.mkdir(parents=True, exist_ok=True)
+    frames = workdir / "frames-screen"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "empty.png"), np.full((480, 640), 128, np.uint8))
+    agent = device_run_command(
+        Kiosk(kiosk.venue, kiosk.state, frames), "--loop", "--fps", "5", "--drain-timeout", "30"
+    )
+    try:
+        with chromium() as browser:
+            screen = kiosk_screenshots(browser, agent, free_port(), workdir, shots)
+            link = admin.sign_in(person_ref)
+            phone = phone_check_in(
+                browser,
+                on_host(link.url, host.url),
+                on_host(kiosk.venue.code_url, host.url),
+                shots,
+            )
+    except BrowserError as error:
+        raise RuntimeError(f"headless Chromium: {error}") from None
+    return {"skipped": None, "screen": screen, "phone": phone}
+
+
+def run_demo(
+    workdir: Path, seed: int, db: str | None = None, screenshots: Path | None = None
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     admin_token = os.urandom(24).hex()
     with running_host(workdir, admin_token, db) as host:
@@ -466,6 +535,9 @@ def run_demo(workdir: Path, seed: int, db: str | None = None) -> dict[str, Any]:
                 label: run_kiosk(kiosk, workdir, label, *fitted.get(label, ()))
                 for label, kiosk in kiosks.items()
             }
+        shown = browser_parts(
+            host, admin, kiosks["public"], people["green"], workdir, shots=screenshots
+        )
         stats = admin.stats()
         counts = {label: admin.counts(kiosk.venue.id) for label, kiosk in kiosks.items()}
     by_case = {
@@ -492,6 +564,8 @@ def run_demo(workdir: Path, seed: int, db: str | None = None) -> dict[str, Any]:
         "recorded": sum(item["recorded"] for item in device_counts),
         "synced": sum(item["acknowledged"] for item in device_counts),
         "host_checkins": stats.checkins,
+        "phone_checkins": int(shown["phone"] is not None and shown["phone"]["new"]),
+        **shown,
         "hourly": {
             label: [count.model_dump(mode="json") for count in venue_counts]
             for label, venue_counts in counts.items()
@@ -500,8 +574,15 @@ def run_demo(workdir: Path, seed: int, db: str | None = None) -> dict[str, Any]:
 
 
 def expectations_met(result: dict[str, Any]) -> bool:
-    return all(item["as_expected"] for item in result["decisions"]) and (
-        result["recorded"] == result["synced"] == result["host_checkins"] > 0
+    browser = result["skipped"] is not None or (
+        set(result["screen"]) == {"idle", "pass", "deny", "refer"}
+        and result["phone"]["decision"] == "pass"
+    )
+    return (
+        all(item["as_expected"] for item in result["decisions"])
+        and result["recorded"] == result["synced"] > 0
+        and result["host_checkins"] == result["synced"] + result["phone_checkins"]
+        and browser
     )
 
 
@@ -522,11 +603,14 @@ def print_tables(result: dict[str, Any]) -> None:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]
         )
     print()
+    phones = result["phone_checkins"]
     print(
         f"kiosks recorded {result['recorded']} check-ins, the host acknowledged "
         f"{result['synced']}, the host holds {result['host_checkins']}"
+        + (f" ({phones} from a phone)" if phones else "")
     )
     print()
+    print_browser_parts(result)
     print("host: check-ins per venue and hour (UTC)")
     print(f"  {'venue':<12} {'hour':<26} {'total':>5} {'pass':>5} {'deny':>5} {'refer':>5}")
     for label, hours in result["hourly"].items():
@@ -535,6 +619,36 @@ def print_tables(result: dict[str, Any]) -> None:
                 f"  {label:<12} {hour['hour']:<26} {hour['total']:>5} {hour['passed']:>5} "
                 f"{hour['denied']:>5} {hour['referred']:>5}"
             )
+
+
+def print_browser_parts(result: dict[str, Any]) -> None:
+    """The kiosk screen's screenshots, and what the phone's page showed; or why there are none."""
+    if result["skipped"] is not None:
+        print(f"kiosk screen and phone check-in skipped: {result['skipped']}")
+        print()
+        return
+    width, height = KIOSK_SIZE
+    print(f"kiosk screen ({width}x{height}), with an ID-card reader: saved")
+    for state, seen in result["screen"].items():
+        print(f"  {state:<6} {seen['screenshot']}  ({' · '.join(seen['text'][:3])})")
+    print()
+    phone = result["phone"]
+    width, height = PHONE_SIZE
+    print(f"phone check-in ({width}x{height}): signed in, then opened the venue code")
+    for label, key in (
+        ("code colour", "colour"),
+        ("venue", "venue"),
+        ("address", "address"),
+        ("time", "time"),
+        ("test", "test"),
+        ("decision", "headline"),
+        ("says", "reason"),
+        ("recorded", "recorded"),
+    ):
+        print(f"  {label:<12} {phone[key]}")
+    for position, path in enumerate(phone["screenshots"]):
+        print(f"  {'saved' if position == 0 else '':<12} {path}")
+    print()
 
 
 @contextmanager
@@ -553,7 +667,8 @@ def demo_workdir(keep: Path | None) -> Iterator[Path]:
 def run(args: argparse.Namespace) -> int:
     with demo_workdir(args.workdir) as workdir:
         try:
-            result = run_demo(workdir, args.seed, args.db)
+            screenshots = workdir / "screenshots" if args.workdir else None
+            result = run_demo(workdir, args.seed, args.db, screenshots)
         except (
             RuntimeError,
             ValueError,
@@ -567,7 +682,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"sentinel demo failed: {error} ({hint})", file=sys.stderr)
             return 1
     if args.json:
-        keys = ("decisions", "recorded", "synced", "host_checkins")
+        keys = (
+            "decisions",
+            "recorded",
+            "synced",
+            "host_checkins",
+            "phone_checkins",
+            "screen",
+            "phone",
+            "skipped",
+        )
         print(json.dumps({key: result[key] for key in keys}))
     else:
         print_tables(result)

@@ -1,7 +1,9 @@
 """The screen's live state: decisions from the scan thread and a polled status, fanned out by SSE.
 
 The scan thread only schedules a call on the screen server's event loop (`show`), which never
-blocks: the decision's texts are chosen, and the streams fed, on that loop. Each open page
+blocks: the decision's texts are chosen, and the streams fed, on that loop. The staff's panels
+(referrals waiting for them, a handheld's scan and vehicle) are polled with the status, and
+redrawn at once when one changes (`refresh`). Each open page
 has a short queue of its own; a page that does not keep up loses its oldest messages (the
 latest decision and status are what count), so a slow or absent browser never holds up a scan.
 """
@@ -42,8 +44,11 @@ class ScreenHub:
         *,
         hold_seconds: float,
         poll_seconds: float = 1.0,
+        panels: Callable[[ScreenStatus], dict[str, object]] = lambda status: {},
     ) -> None:
         self._status_of = status  # cheap and non-blocking: called on the event loop
+        self._panels_of = panels  # likewise
+        self._panels: dict[str, object] = {}
         self._hold = hold_seconds
         self._poll = poll_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,6 +66,13 @@ class ScreenHub:
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: the screen is stopping
                 loop.call_soon_threadsafe(self._on_event, event)
+
+    def refresh(self) -> None:
+        """A panel changed: send it now rather than at the next poll; returns at once."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._refresh_panels)
 
     def close(self) -> None:
         """End every stream and the status poll, so the server can stop at once."""
@@ -82,10 +94,15 @@ class ScreenHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closing.wait(), self._poll)
             self._refresh_status()
+            self._refresh_panels()  # a referral's time runs out, a handheld's scan ends
 
     def snapshot(self) -> tuple[ScreenStatus, dict[str, object] | None]:
         """The status and the decision on screen (None: idle), as a page is first drawn."""
         return self._refresh_status(), self._shown
+
+    def panels(self) -> dict[str, object]:
+        """The staff's panels as they are now, as a page is first drawn."""
+        return self._refresh_panels()
 
     async def stream(self) -> AsyncIterator[str]:
         """One page's server-sent events: the state now, then each change, until closed.
@@ -98,10 +115,13 @@ class ScreenHub:
             return
         queue: asyncio.Queue[str | None] = asyncio.Queue(STREAM_BACKLOG)
         status, shown = self.snapshot()
+        panels = self.panels()
         self._streams.add(queue)  # what changes from here on comes after the snapshot
         try:
             yield f"retry: {RETRY_MS}\n\n"
             yield sse("status", status.as_json())
+            if panels:  # a screen without staff panels sends none
+                yield sse("panels", panels)
             yield sse("idle", {}) if shown is None else sse("decision", shown)
             while (message := await self._next(queue)) is not None:
                 yield message
@@ -121,6 +141,13 @@ class ScreenHub:
             self._broadcast(sse("status", status.as_json()))
         self._status = status
         return status
+
+    def _refresh_panels(self) -> dict[str, object]:
+        panels = self._panels_of(self._status)
+        if panels != self._panels:
+            self._broadcast(sse("panels", panels))
+        self._panels = panels
+        return panels
 
     def _on_event(self, event: Event) -> None:
         view = decision_view(event, self._refresh_status())

@@ -7,7 +7,6 @@ the page shows decisions, and the kiosk's display is on the same machine.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import socket
 import threading
@@ -15,14 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import uvicorn
 
+from device.handheld import Handheld
 from device.pipeline import Event
 from device.report import component_state
-from device.screen.app import make_app
+from device.screen.app import is_loopback, make_app
 from device.screen.hub import ScreenHub
-from device.screen.view import ScreenStatus
+from device.screen.view import ScreenStatus, panels_view
+from device.staff import StaffDesk
 from shared.messages import ComponentState
 
 log = logging.getLogger(__name__)
@@ -50,21 +52,12 @@ def parse_address(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
     if not colon or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
     host = host.removeprefix("[").removesuffix("]")
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback(host):
         raise ValueError(
             f"{host} is not a loopback address: the screen shows decisions, so it listens on "
             "127.0.0.1 or ::1 only, unless --screen-allow-remote is given"
         )
     return host, int(port_text)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost: where it points may change
-        return False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,11 +95,23 @@ def from_arguments(args: argparse.Namespace) -> ScreenOptions | None:
 class ScreenServer:
     """The screen app served by uvicorn on its own thread, with its own event loop."""
 
-    def __init__(self, options: ScreenOptions, status: Callable[[], ScreenStatus]) -> None:
+    def __init__(
+        self,
+        options: ScreenOptions,
+        status: Callable[[], ScreenStatus],
+        *,
+        desk: StaffDesk | None = None,
+        handheld: Handheld | None = None,
+    ) -> None:
+        """`desk`: staff settle referrals on this screen; `handheld`: it is a handheld's."""
         self.options = options
-        self.hub = ScreenHub(status, hold_seconds=options.hold_seconds)
+        self.hub = ScreenHub(
+            status,
+            hold_seconds=options.hold_seconds,
+            panels=partial(panels_view, desk, handheld),
+        )
         config = uvicorn.Config(
-            make_app(self.hub),
+            make_app(self.hub, listening_host=options.host, desk=desk, handheld=handheld),
             log_level="warning",
             access_log=False,  # nothing personal is in a path, but nothing is needed there either
             lifespan="on",
@@ -160,6 +165,7 @@ class ScreenServer:
     def show(self, event: Event) -> None:
         """Put a decision on the screen; never blocks the caller (the scan loop)."""
         self.hub.show(event)
+        self.hub.refresh()  # the staff's panels may have changed with it
 
     def component(self) -> ComponentState:
         """The screen's state: ok while serving; failing, saying why, once it is not."""

@@ -1,5 +1,6 @@
-"""GPIO outputs through gpiozero: green and red lights, a buzzer and a gate relay (signals)."""
+"""GPIO through gpiozero: lights, a buzzer and a gate relay (signals); a scan trigger (button)."""
 
+from hardware.gpio.button import Button
 from hardware.gpio.signals import (
     OUTPUT_NAMES,
     HealthState,
@@ -11,6 +12,7 @@ from hardware.gpio.signals import (
 
 __all__ = [
     "OUTPUT_NAMES",
+    "Button",
     "HealthState",
     "OutputCheck",
     "Signals",

@@ -168,7 +168,8 @@ def _pattern(config: SignalsConfig, outcome: str) -> list[_Change]:
     raise ValueError(f"outcome must be 'pass', 'deny' or 'refer', not {outcome!r}")
 
 
-def _import_gpiozero() -> ModuleType:
+def import_gpiozero() -> ModuleType:
+    """gpiozero, or an ImportError that says how to install it."""
     try:
         import gpiozero
     except ImportError as error:
@@ -211,7 +212,7 @@ class Signals(Closing):
             self._worker.start()
 
     def _set_up(self, config: SignalsConfig, pin_factory: Factory | None) -> None:
-        gpiozero = _import_gpiozero()
+        gpiozero = import_gpiozero()
         kinds = {
             "green": gpiozero.LED,
             "red": gpiozero.LED,

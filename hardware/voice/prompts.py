@@ -19,13 +19,13 @@ written "ü" ("v" works too; "u:" does not). Third tones are written as in the d
 since espeak-ng applies third-tone sandhi itself (ni3 hao3 is said ni2 hao3); the tone
 changes of 一 and 不 are written as spoken (yi2 ci4, bu2 shi4), since it does not.
 
-Choosing a prompt: a pass says "green code, please enter"; otherwise the first reason whose
-code has a prompt meant for this outcome is spoken (a prompt that says "do not enter" is
-never used for a referral to staff, whatever a venue's policy makes of that reason), and
-failing that the outcome's generic prompt. An ignored scan says nothing, except when it asks
-the person for something (show the ID card that goes with a paper code). Prompts never say
-what the queue behind should not hear: a positive test or a deny-list entry is a plain
-"check failed". The fever prompt speaks the temperature.
+Choosing a prompt: the first reason whose code has a prompt meant for this outcome is spoken
+(a prompt that says "do not enter" is never used for a referral to staff, whatever a venue's
+policy makes of that reason), and failing that the outcome's generic prompt: a pass says
+"green code, please enter" unless staff let the person through. An ignored scan says
+nothing, except when it asks the person for something (show the ID card that goes with a
+paper code). Prompts never say what the queue behind should not hear: a positive test or a
+deny-list entry is a plain "check failed". The fever prompt speaks the temperature.
 """
 
 from collections.abc import Sequence
@@ -234,6 +234,23 @@ _REASONS: dict[str, tuple[frozenset[str], Phrase]] = {
         frozenset({IGNORED}),
         Phrase("qing3 chu1 shi4 shen1 fen4 zheng4", "请出示身份证", "Please show your ID card."),
     ),
+    # device/staff.py: staff settled a referral at the kiosk.
+    "staff-let-through": (
+        frozenset({PASS}),
+        Phrase(
+            "gong1 zuo4 ren2 yuan2 yi3 he2 yan4, qing3 tong1 xing2",
+            "工作人员已核验，请通行",
+            "Checked by staff, please enter.",
+        ),
+    ),
+    "staff-refused": (
+        _ONLY_DENY,
+        Phrase(
+            "jing1 gong1 zuo4 ren2 yuan2 he2 yan4, qing3 wu4 tong1 xing2",
+            "经工作人员核验，请勿通行",
+            "Checked by staff, please do not enter.",
+        ),
+    ),
 }
 
 
@@ -267,8 +284,6 @@ def prompt_for(
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     outcome = str(outcome)  # an Outcome member is a str; its key in logs is its value
-    if outcome == PASS:
-        return _prompt(PASS, _GENERIC[PASS], language)
     for reason in reasons:
         code, _, detail = (part.strip() for part in reason.partition(":"))
         shown = detail.partition(";")[0].strip()

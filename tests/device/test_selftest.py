@@ -47,7 +47,7 @@ def test_nothing_fitted_is_absent_and_the_decoder_still_checked() -> None:
     assert status == 0 and report["ok"] is True
     found = results(report)
     assert found["decoder"][0] == "pass"
-    for item in ("camera", "card reader", "thermometer", "lights and gate", "voice"):
+    for item in ("camera", "card reader", "thermometer", "lights and gate", "trigger", "voice"):
         assert found[item][0] == "absent"
 
 
@@ -59,7 +59,7 @@ def test_every_fitted_part_is_exercised(
     status, report = selftest(
         "--source", str(image), "--sam", sam.port,
         "--thermometer", thermometer.port, "--thermometer-protocol", "stream",
-        "--green-pin", "17", "--red-pin", "27", "--gate-pin", "23",
+        "--green-pin", "17", "--red-pin", "27", "--gate-pin", "23", "--trigger-pin", "5",
         env={"GPIOZERO_PIN_FACTORY": "mock"},
     )  # fmt: skip
     found = results(report)
@@ -70,6 +70,7 @@ def test_every_fitted_part_is_exercised(
         ("green", "red", "gate"), "pass"
     )
     assert "buzzer" not in found  # not fitted, so not toggled
+    assert found["trigger"] == ("pass", "button on pin 5 set up, pulled up")
     assert (status, report["ok"]) == (0, True)
 
 

@@ -146,7 +146,7 @@ def test_a_version_1_database_is_migrated_with_its_check_ins(tmp_path: Path) -> 
                 ),
             )
     store = Store(path)
-    assert schema_version(path) == str(SCHEMA_VERSION) == "3"
+    assert schema_version(path) == str(SCHEMA_VERSION) == "4"
     assert store.pending(10) == [pending.model_copy(update={"temperature_c": 36.6})]
     assert store.counts() == (2, 1)
     sealed = checkin().model_copy(update={"sealed_identity": "ds-sealed-text"})
@@ -156,9 +156,12 @@ def test_a_version_1_database_is_migrated_with_its_check_ins(tmp_path: Path) -> 
     measured = checkin().model_copy(update={"thermometer": FEVER_READINGS})
     store.record(measured)  # the column came with version 3
     assert store.pending(10)[-1] == measured
+    in_a_vehicle = checkin().model_copy(update={"binding": "plate:京A12345", "group_id": uuid7()})
+    store.record(in_a_vehicle)  # the columns came with version 4
+    assert store.pending(10)[-1] == in_a_vehicle
     store.close()
-    assert Store(path).counts() == (4, 1)  # opening again migrates nothing
-    assert schema_version(path) == "3"
+    assert Store(path).counts() == (5, 1)  # opening again migrates nothing
+    assert schema_version(path) == "4"
 
 
 def test_a_database_from_a_newer_version_is_refused_and_left_alone(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ import sqlite3
 import subprocess
 from contextlib import closing
 
+import cv2
 import pytest
 
+from sentinel.browser import unavailable
 from sentinel.demo import CASES, sentinel_command
 
 pytestmark = pytest.mark.integration
@@ -46,12 +48,58 @@ def assert_every_case_decided_and_synced(report: dict) -> None:
     assert decisions["not-a-code"]["decision"] == "ignored"
     assert decisions["repeat"]["decision"] == "ignored"
     assert "repeat" in decisions["repeat"]["reasons"][0]
-    # Nine people decided (the ignored two make no check-in), all of them on the host once.
-    assert report["recorded"] == report["synced"] == report["host_checkins"] == 9
+    # Nine people decided (the ignored two make no check-in), all of them on the host once;
+    # with Chromium, three ID cards at the kiosk with its screen, and one phone, besides.
+    if unavailable() is None:
+        assert report["skipped"] is None
+        assert (report["recorded"], report["phone_checkins"]) == (12, 1)
+    else:
+        assert report["skipped"] == unavailable()
+        assert (report["recorded"], report["phone_checkins"]) == (9, 0)
+    assert report["recorded"] == report["synced"]
+    assert report["host_checkins"] == report["synced"] + report["phone_checkins"]
+
+
+def assert_the_screen_and_the_phone_were_shown(report: dict) -> None:
+    """The kiosk screen saved idle and at each decision, and the phone's check-in page read."""
+    screen, phone = report["screen"], report["phone"]
+    assert list(screen) == ["idle", "pass", "deny", "refer"]
+    headlines = {
+        "pass": "通过 Pass",
+        "deny": "禁止通行 Do not enter",
+        "refer": "请稍候 Staff check",
+    }
+    for state, headline in headlines.items():
+        assert screen[state]["text"][0] == headline, state
+    assert screen["idle"]["text"][:2] == [
+        "请出示健康码或将身份证放在此处",
+        "Show your code or lay your ID card here",
+    ]
+    for seen in screen.values():
+        assert cv2.imread(seen["screenshot"]).shape == (480, 800, 3)
+    assert (phone["page"], phone["decision"], phone["new"]) == ("checkin", "pass", True)
+    assert (phone["colour"], phone["headline"]) == ("绿码 Green code", "通过 Pass")
+    assert (phone["venue"], phone["address"]) == ("Central Library", "1 Library Road")
+    assert phone["reason"] == "绿码，请通行 / Green code, please enter."
+    assert "negative · 10 h ago" in phone["test"]
+    for path in phone["screenshots"]:
+        assert cv2.imread(path).shape == (844, 390, 3)
 
 
 def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
-    assert_every_case_decided_and_synced(run_demo("--workdir", str(tmp_path / "demo")))
+    report = run_demo("--workdir", str(tmp_path / "demo"))
+    assert_every_case_decided_and_synced(report)
+    if unavailable() is None:
+        assert_the_screen_and_the_phone_were_shown(report)
+        saved = sorted(path.name for path in (tmp_path / "demo" / "screenshots").iterdir())
+        assert saved == [
+            "kiosk-deny.png",
+            "kiosk-idle.png",
+            "kiosk-pass.png",
+            "kiosk-refer.png",
+            "phone-checkin.png",
+            "phone-code.png",
+        ]
     # The fever, the clinic's one case, reached the host with the thermometer's raw readings:
     # a high reading, measured again.
     with closing(sqlite3.connect(tmp_path / "demo" / "host.db")) as db:
@@ -70,7 +118,7 @@ def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
 
 
 def test_the_demo_on_postgresql_decides_the_same_and_leaves_no_schema(
-    postgres_server: str,
+    postgres_server: str, tmp_path
 ) -> None:
     import psycopg
 
@@ -81,5 +129,8 @@ def test_the_demo_on_postgresql_decides_the_same_and_leaves_no_schema(
             ).fetchall()
 
     before = demo_schemas()
-    assert_every_case_decided_and_synced(run_demo("--db", postgres_server))
+    report = run_demo("--db", postgres_server, "--workdir", str(tmp_path / "demo"))
+    assert_every_case_decided_and_synced(report)
+    if unavailable() is None:
+        assert_the_screen_and_the_phone_were_shown(report)
     assert demo_schemas() == before

@@ -5,19 +5,17 @@ from __future__ import annotations
 import dataclasses
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 
 from hardware.idcard.sam_emulator import SAMPLE_TEXT, SamEmulator
-from sentinel.browser import SCREEN_SIZES
+from sentinel.browser import SCREEN_SIZES, colour_name, shown
 from sentinel.demo import Admin, HostProcess, enroll, free_port, sentinel_command
+from sentinel.demo_browser import wait_until_online
 from shared.idnumber import id_check_character, mask_id_number
-from tests.browser import colour_name, shown
 from tests.hardware.idcard.conftest import OTHER_TEXT
 
 pytestmark = pytest.mark.integration
@@ -27,19 +25,6 @@ VENUE = "市图书馆 City Library"
 UNKNOWN_TEXT = dataclasses.replace(
     OTHER_TEXT, id_number="11010119850101001" + id_check_character("11010119850101001")
 )
-
-
-def wait_until_online(url: str, log: Path, timeout: float = 60.0) -> None:
-    """Until the agent's screen answers and says the host has answered it (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "state.json", timeout=2).json()["status"]["online"]:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.1)
-    raise AssertionError(f"the screen never showed the host online; see {log}")
 
 
 def test_the_kiosk_screen_shows_each_decision_then_idle_at_both_sizes(

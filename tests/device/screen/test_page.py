@@ -11,12 +11,11 @@ from device.pipeline import SHOW_ID_REASON, Event
 from device.screen.server import ScreenOptions, ScreenServer
 from hardware.voice.language import Language
 from hardware.voice.prompts import prompt_for
-from sentinel.browser import SCREEN_SIZES
+from sentinel.browser import SCREEN_SIZES, colour_name, shown
 from sentinel.demo import free_port
 from shared.healthcode import NucleicTest, TestResult
 from shared.policy import Decision, Outcome
 from shared.verification import CredentialKind
-from tests.browser import colour_name, shown
 from tests.device.screen.test_server import Status
 
 TEST = NucleicTest(datetime.now(UTC) - timedelta(hours=30), TestResult.NEGATIVE)

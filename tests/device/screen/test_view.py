@@ -37,6 +37,8 @@ def test_a_pass_with_its_masked_holder_test_and_temperature() -> None:
             "en": "sampled 05-01 09:30 · negative · 10 h ago",
         },
         "temperature": "36.4 °C",
+        "staff": None,
+        "checkin_id": None,  # a referral's only, for staff to settle it
     }
 
 

@@ -6,8 +6,10 @@ import subprocess
 import pytest
 
 from device.pipeline import REPEAT_REASON, SHOW_ID_REASON
+from device.staff import ACTION_REASONS
 from hardware.voice.language import Language
 from hardware.voice.prompts import OUTCOMES, fixed_prompts, prompt_for
+from shared.messages import StaffAction
 from shared.policy import Outcome, VenueCategory
 from shared.rules.defaults import default_ruleset
 
@@ -21,6 +23,8 @@ OTHER_REASONS = {
     "wrong-key-usage": Outcome.DENY,
     "unreadable": Outcome.REFER,
     SHOW_ID_REASON.partition(":")[0]: Outcome.IGNORED,
+    ACTION_REASONS[StaffAction.LET_THROUGH]: Outcome.PASS,
+    ACTION_REASONS[StaffAction.REFUSE]: Outcome.DENY,
 }
 DEFAULT_REASONS = sorted({(rule.reason, rule.on_fail.value) for rule in DEFAULT_RULES_ALL})
 HAN = re.compile(r"[\u4e00-\u9fff]")
