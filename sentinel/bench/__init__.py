@@ -5,7 +5,7 @@ sentinel bench pipeline  a kiosk clip through the agent offline: ms per frame, p
 sentinel bench verify    µs per credential verified (EU DCC ES256 and PS256, health, venue codes)
 sentinel bench card      ms per eMRTD read (BAC, EF.COM, DG1) and per GA 467 ID-card read
 sentinel bench sync      check-in commits/s by SQLite synchronous level; a backlog synced to a host
-sentinel bench host      host ingest, verify and venue page rates and RSS, SQLite and PostgreSQL
+sentinel bench host      host ingest, request rates, RSS; tracing, spike detector, screening
 sentinel bench screen    ms from a check-in's commit to its decision on the kiosk screen (Chromium)
 """
 
@@ -18,6 +18,11 @@ import platform
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+HOST_PARTS = ("requests", "epidemiology")
+QUICK_SCREENING_ROWS = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +106,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BACKEND",
     )
     host.add_argument(
-        "--quick", action="store_true", help="a small run: 2,000 check-ins each, 2 s per wrk run"
+        "--quick",
+        action="store_true",
+        help="a small run: 2,000 check-ins each, 2 s per wrk run; 200,000 check-ins traced,"
+        " 1,000 rows screened",
+    )
+    host.add_argument(
+        "--parts",
+        nargs="+",
+        choices=HOST_PARTS,
+        default=list(HOST_PARTS),
+        metavar="PART",
+        help="requests (ingest, wrk, RSS) and epidemiology (tracing and the spike detector at"
+        " 10 million check-ins, a 10,000-row screening); default both",
+    )
+    host.add_argument(
+        "--trace-checkins",
+        type=int,
+        help="check-ins of the city traced and watched for spikes (default 10,000,000)",
+    )
+    host.add_argument(
+        "--screening-rows", type=int, help="rows of the staff list screened (default 10,000)"
     )
     host.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     screen = benches.add_parser("screen", help="commit to decision on the kiosk screen")
@@ -259,6 +284,27 @@ def _sync(args: argparse.Namespace, header: str) -> int:
 def _host(args: argparse.Namespace, header: str) -> int:
     from sentinel.bench import host
 
+    report: dict[str, Any] = {}
+    tables: list[str] = []
+    if "requests" in args.parts:
+        result = _host_requests(args, host)
+        report |= result.as_json()
+        tables += result.tables()
+    if "epidemiology" in args.parts:
+        epidemiology, lines = _host_epidemiology(args)
+        report |= epidemiology
+        tables += lines
+    if args.json:
+        print(json.dumps({"measured": header, **report}))
+        return 0
+    backends = " and ".join(host.BACKEND_NAMES[backend] for backend in args.backends)
+    print(f"Host ingest, requests and epidemiology ({header}; {backends})\n")
+    print("\n".join(tables))
+    return 0
+
+
+def _host_requests(args: argparse.Namespace, host: ModuleType) -> Any:
+    """The host's ingest, request rates and RSS (`sentinel.bench.host`)."""
     given = {
         "checkins": args.checkins,
         "http_checkins": args.http_checkins,
@@ -268,16 +314,39 @@ def _host(args: argparse.Namespace, header: str) -> int:
         host.QUICK if args.quick else host.FULL,
         **{name: value for name, value in given.items() if value is not None},
     )
-    result = host.measure(
+    return host.measure(
         backends=args.backends, db_url=args.db_url, sizes=sizes, connections=args.connections
     )
-    if args.json:
-        print(json.dumps({"measured": header, **result.as_json()}))
-        return 0
-    backends = " and ".join(host.BACKEND_NAMES[backend] for backend in args.backends)
-    print(f"Host ingest and requests ({header}; {backends})\n")
-    print("\n".join(result.tables()))
-    return 0
+
+
+def _host_epidemiology(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """Tracing and the spike detector over a synthetic city, and a staff-list screening."""
+    from sentinel.bench import flows, screening, tracing
+
+    checkins = args.trace_checkins or (
+        tracing.QUICK_CHECKINS if args.quick else tracing.FULL_CHECKINS
+    )
+    common = {"backends": args.backends, "db_url": args.db_url}
+    queries = tracing.QUICK_QUERIES if args.quick else tracing.FULL_QUERIES
+    traced = tracing.measure(**common, checkins=checkins, queries=queries)
+    detector, flow_queries = flows.measure(**common, checkins=checkins)
+    rows = args.screening_rows or (QUICK_SCREENING_ROWS if args.quick else screening.ROWS)
+    screened = screening.run(**common, rows=rows)
+    report = {
+        "tracing": [row.as_json() for row in traced],
+        "spike_detector": [row.as_json() for row in detector],
+        "flows": [row.as_json() for row in flow_queries],
+        "screening": [row.as_json() for row in screened],
+    }
+    lines = [
+        "",
+        *tracing.table(traced),
+        "",
+        *flows.tables(detector, flow_queries),
+        "",
+        *screening.table(screened),
+    ]
+    return report, lines
 
 
 def _screen(args: argparse.Namespace, header: str) -> int:

@@ -72,7 +72,8 @@ def test_host_bench_measures_every_row_of_a_backend(backend: str):
 def test_unreachable_postgresql_rows_say_not_measured_in_tables_and_json():
     port = free_port()  # nothing listens there
     closed = f"postgresql://127.0.0.1:{port}/test"
-    arguments = ("host", "--quick", "--backends", "postgresql", "--db-url", closed)
+    arguments = ("host", "--quick", "--parts", "requests", "--backends", "postgresql",
+                 "--db-url", closed)  # fmt: skip
     report = bench_json(*arguments)
     text = subprocess.run(
         [sys.executable, "-m", "sentinel", "bench", *arguments],
@@ -113,3 +114,14 @@ def test_a_host_that_refuses_its_arguments_gives_a_refused_row(tmp_path: Path):
     assert host.start_host(tmp_path, tmp_path / "host.db", 0) == (
         "refused: --workers must be at least 1"
     )
+
+
+def test_the_epidemiology_part_says_not_measured_for_an_unreachable_postgresql():
+    closed = f"postgresql://127.0.0.1:{free_port()}/test"
+    report = bench_json(
+        "host", "--quick", "--parts", "epidemiology", "--backends", "postgresql", "--db-url", closed
+    )
+    parts = ("tracing", "spike_detector", "flows", "screening")
+    assert set(report) == {"measured", *parts}
+    rows = [row for part in parts for row in report[part]]
+    assert rows and all(row["not_measured"].startswith("PostgreSQL at 127.0.0.1") for row in rows)
