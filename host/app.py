@@ -33,6 +33,7 @@ from host.api.routes import (
     users,
 )
 from host.core.config import Settings
+from host.core.times import DAY_MS
 from host.flows import Alerting, background_tasks
 from host.screening import screen_periodically
 from host.signing import HostKeys
@@ -42,7 +43,6 @@ from shared.dcc.schema import SchemaStore
 from shared.messages import API_PREFIX
 
 log = logging.getLogger(__name__)
-DAY_MS = 24 * 3600 * 1000
 # `sentinel host serve` hands its settings to every worker process through this variable.
 SERVE_ENVIRONMENT = "SENTINEL_HOST_SERVE"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the `sentinel` command's

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from host.api.deps import HostContext, Principal
 from host.core.security import id_number_hmac, random_id
-from host.core.times import HOUR_MS
+from host.core.times import DAY_MS, HOUR_MS
 from host.storage.screening import (
     Flag,
     ScreeningRecord,
@@ -47,7 +47,6 @@ MAX_ROWS = 50_000
 MAX_ECHO_CHARS = 100  # a name or a staff id
 MAX_TEST_AGE_HOURS = 30 * 24
 RETENTION_DAYS = 7.0  # and never longer than the host keeps check-ins
-DAY_MS = 24 * HOUR_MS
 CHUNK_ROWS = 500  # rows flagged per transaction; progress moves by this much
 LEASE_MS = 30_000  # a worker silent this long is taken for dead, and its job taken over
 POLL_SECONDS = 2.0  # how often each worker looks for jobs no one is running

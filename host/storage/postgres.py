@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from host.core.times import from_ms
+from host.core.times import DAY_MS, from_ms
 from host.storage.base import CheckInSource
 from host.storage.flows import count_scans
 from host.storage.sql import (
@@ -44,7 +44,6 @@ from shared.messages import CheckIn
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 24 * 3600 * 1000
 PARTITION_PREFIX = "checkins_d"  # checkins_d20260101 holds the ids of 2026-01-01 (UTC)
 DEFAULT_PARTITION = "checkins_default"
 # A day gets its own partition when a check-in of it arrives this close to the host's clock;

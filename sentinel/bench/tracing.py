@@ -26,7 +26,7 @@ from uuid import UUID
 import httpx
 import numpy as np
 
-from host.core.times import HOUR_MS, from_ms
+from host.core.times import DAY_MS, HOUR_MS, from_ms
 from host.identities import PSEUDONYM_PREFIX
 from host.storage import Database
 from host.storage.base import PersonRecord, Storage, VenueRecord
@@ -47,7 +47,6 @@ from shared.messages import API_PREFIX, MAX_BATCH, CheckIn
 from shared.policy import Outcome, VenueCategory
 from shared.verification import CredentialKind
 
-DAY_MS = 24 * HOUR_MS
 FULL_CHECKINS = 10_000_000
 QUICK_CHECKINS = 200_000
 FULL_QUERIES = 300  # timed queries per kind of query
