@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -25,11 +25,22 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_storage(given: str) -> SqlStorage:
-    """The host's storage at `given`, migrated as the host itself would."""
-    storage = Database.parse(given).open()
+def with_storage(command: str, given: str, work: Callable[[SqlStorage], int]) -> int:
+    """`work`'s exit status on the host's storage at `given`, opened and closed around it.
+
+    The storage is migrated as the host itself would; exit 2 with a one-line error when it
+    cannot be opened.
+    """
+    try:
+        storage = Database.parse(given).open()
+    except (ValueError, RuntimeError) as error:
+        print(f"sentinel host {command}: {error}", file=sys.stderr)
+        return 2
     assert isinstance(storage, SqlStorage)
-    return storage
+    try:
+        return work(storage)
+    finally:
+        storage.close()
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:

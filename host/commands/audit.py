@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from host.commands import add_database_argument, open_storage
+from host.commands import add_database_argument, with_storage
+from host.storage.sql import SqlStorage
 from host.storage.users import chain_problems
 
 
@@ -22,15 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        storage = open_storage(args.db)
-    except (ValueError, RuntimeError) as error:
-        print(f"sentinel host audit: {error}", file=sys.stderr)
-        return 2
-    try:
-        count, last_hash, problems = chain_problems(storage.audit_chain())
-    finally:
-        storage.close()
+    return with_storage("audit", args.db, _verify)
+
+
+def _verify(storage: SqlStorage) -> int:
+    count, last_hash, problems = chain_problems(storage.audit_chain())
     for problem in problems:
         print(f"broken: {problem}")
     verdict = "BROKEN" if problems else "intact"

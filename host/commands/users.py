@@ -8,7 +8,7 @@ import time
 
 from pydantic import ValidationError
 
-from host.commands import add_database_argument, open_storage, print_table
+from host.commands import add_database_argument, print_table, with_storage
 from host.core.times import from_ms
 from host.storage.sql import SqlStorage
 from host.storage.users import Role
@@ -46,15 +46,7 @@ def _when(ms: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        storage = open_storage(args.db)
-    except (ValueError, RuntimeError) as error:
-        print(f"sentinel host user: {error}", file=sys.stderr)
-        return 2
-    try:
-        return _run(args, storage)
-    finally:
-        storage.close()
+    return with_storage("user", args.db, lambda storage: _run(args, storage))
 
 
 def _run(args: argparse.Namespace, storage: SqlStorage) -> int:
