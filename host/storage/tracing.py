@@ -112,6 +112,15 @@ NEAR = """
     FROM {probe}
     WHERE c.person_ref IS NOT NULL AND {others} {also}
         AND COALESCE(c.binding, '') = COALESCE(v.binding, '')"""
+# For this transaction only. Every day's partition makes the plans look dear: above
+# jit_above_cost PostgreSQL would compile them, a second or more for queries of milliseconds.
+# And planning a query over every partition costs more than running it, so the prepared ones
+# (psycopg prepares a query run five times on a connection) keep one generic plan, which the
+# probes above keep to index lookups.
+POSTGRES_SETTINGS = (
+    "SELECT set_config('jit', 'off', true),"
+    " set_config('plan_cache_mode', 'force_generic_plan', true)"
+)
 # A first-degree contact's own check-ins, from the one that met the case until `until`.
 SINCE_MET = "c.person_ref = s.person_ref AND c.scanned_at >= s.from_at AND c.scanned_at < ?"
 Near = tuple[str, str, str, str | None, int, int]  # person, source, venue, binding, visit, time
@@ -146,9 +155,7 @@ class TracingQueries(SqlBase):
 
         def read(conn: Any) -> Trace:
             if self.dialect is Dialect.POSTGRESQL:
-                # Every day's partition makes these plans look dear, and above jit_above_cost
-                # PostgreSQL compiles them: a second or more, for queries of a few milliseconds.
-                self._run(conn, "SET LOCAL jit = off")
+                self._run(conn, POSTGRES_SETTINGS)
             visits = self._visits(conn, query)
             first = self._first_degree(conn, query)
             second: list[Near] = []
