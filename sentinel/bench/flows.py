@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from sentinel.bench.host import (
     markdown,
     postgres_unavailable,
 )
-from sentinel.bench.tracing import DAYS, Population, people_for, populate, venues_for
+from sentinel.bench.tracing import DAYS, Population, city, say, venues_for
 from shared.messages import MAX_BATCH, CheckIn
 from shared.policy import Outcome
 from shared.uuid7 import Uuid7Generator
@@ -266,21 +265,9 @@ def measure_backend(
         storage = Database.parse(database).open()
         assert isinstance(storage, SqlStorage)
         try:
-            started = time.perf_counter()
-            population = populate(
-                storage,
-                checkins,
-                venues=venues_for(checkins),
-                days=DAYS,
-                people=people_for(checkins),
-                seed=seed,
-                progress=lambda done: _say(f"{BACKEND_NAMES[backend]}: {done:,} check-ins stored"),
-            )
+            population = city(storage, backend, checkins, seed)
             planted = plant_spikes(storage, population)
-            _say(
-                f"{BACKEND_NAMES[backend]}: {population.checkins:,} check-ins stored and"
-                f" {len(planted)} spikes planted in {time.perf_counter() - started:.0f} s"
-            )
+            say(f"{BACKEND_NAMES[backend]}: {len(planted)} spikes planted")
             return (
                 time_detector(storage, population, planted, backend),
                 time_flow_queries(storage, population, backend),
@@ -288,9 +275,6 @@ def measure_backend(
         finally:
             storage.close()
 
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def measure(

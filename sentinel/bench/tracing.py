@@ -457,20 +457,7 @@ def measure_backend(
     with fresh_database(backend, workdir, db_url) as database:
         storage = Database.parse(database).open()
         try:
-            started = time.perf_counter()
-            population = populate(
-                storage,
-                checkins,
-                venues=venues_for(checkins),
-                days=DAYS,
-                people=people_for(checkins),
-                seed=seed,
-                progress=lambda done: _say(f"{BACKEND_NAMES[backend]}: {done:,} check-ins stored"),
-            )
-            _say(
-                f"{BACKEND_NAMES[backend]}: {population.checkins:,} check-ins stored in "
-                f"{time.perf_counter() - started:.0f} s"
-            )
+            population = city(storage, backend, checkins, seed)
         finally:
             storage.close()
         host = start_host(workdir, database, workers=1)
@@ -495,7 +482,27 @@ def measure_backend(
             host.process.stop()
 
 
-def _say(line: str) -> None:
+def city(storage: Storage, backend: str, checkins: int, seed: int) -> Population:
+    """`populate`'s city of `checkins` over DAYS days, saying how it goes on standard error."""
+    started = time.perf_counter()
+    population = populate(
+        storage,
+        checkins,
+        venues=venues_for(checkins),
+        days=DAYS,
+        people=people_for(checkins),
+        seed=seed,
+        progress=lambda done: say(f"{BACKEND_NAMES[backend]}: {done:,} check-ins stored"),
+    )
+    say(
+        f"{BACKEND_NAMES[backend]}: {population.checkins:,} check-ins stored in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    return population
+
+
+def say(line: str) -> None:
+    """A line of progress, on standard error: the tables go to standard output."""
     print(line, file=sys.stderr, flush=True)
 
 
