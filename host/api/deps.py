@@ -168,11 +168,10 @@ def require_venue_for(context: HostContext, principal: Principal, venue_id: str)
 AdminPrincipal = Annotated[Principal, requires(Role.ADMIN)]
 
 
-async def read_body(request: Request, context: Context) -> bytes:
-    """The raw body, which the signature covers; refused (413) beyond the configured size."""
-    limit = context.settings.max_device_body_bytes
+async def read_limited(request: Request, limit: int, what: str) -> bytes:
+    """The raw body, refused (413, naming `what`) as soon as it is declared or read too long."""
     declared = request.headers.get("content-length", "")
-    too_large = ApiError(413, "too-large", f"a device request body is at most {limit} bytes")
+    too_large = ApiError(413, "too-large", f"{what} is at most {limit:,} bytes")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
@@ -181,6 +180,11 @@ async def read_body(request: Request, context: Context) -> bytes:
         if len(body) > limit:
             raise too_large
     return bytes(body)
+
+
+async def read_body(request: Request, context: Context) -> bytes:
+    """The raw body, which the signature covers; refused (413) beyond the configured size."""
+    return await read_limited(request, context.settings.max_device_body_bytes, "a device request")
 
 
 def check_encoding(request: Request) -> str:

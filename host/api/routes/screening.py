@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from host.api.deps import Context, HostContext, Principal, requires
+from host.api.deps import Context, HostContext, Principal, read_limited, requires
 from host.api.errors import ApiError
 from host.api.fields import Purpose
 from host.core.times import from_ms
@@ -129,19 +129,6 @@ def _csv_body_type(request: Request) -> None:
         )
 
 
-async def _read_csv(request: Request) -> bytes:
-    too_large = ApiError(413, "too-large", f"a staff list is at most {MAX_CSV_BYTES:,} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_CSV_BYTES:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_CSV_BYTES:
-            raise too_large
-    return bytes(body)
-
-
 def _create(
     context: HostContext, principal: Principal, data: bytes, purpose: str, max_age: int
 ) -> ScreeningCreated:
@@ -182,7 +169,7 @@ async def create_screening(  # noqa: PLR0917 - the body is read here, not declar
     purpose: Annotated[Purpose, Query()],
 ) -> ScreeningCreated:
     _csv_body_type(request)
-    data = await _read_csv(request)
+    data = await read_limited(request, MAX_CSV_BYTES, "a staff list")
     created = await run_in_threadpool(
         _create, context, principal, data, purpose, max_test_age_hours
     )
