@@ -369,3 +369,12 @@ def test_unknown_paths_and_methods_are_error_bodies(admin: Admin):
     response = admin.request("DELETE", "/venues")
     assert response.status_code == 405
     assert response.json()["error"] == "method-not-allowed"
+
+
+def test_an_id_number_in_full_width_digits_is_the_same_person(admin: Admin):
+    # A Chinese keyboard may type the digits full-width: before NFKC that was a second person.
+    first = admin.import_person()
+    full_width = ID_NUMBER.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    again = admin.import_person(id_number=" ".join([full_width[:6], full_width[6:]]))
+    assert again["person_ref"] == first["person_ref"]
+    assert admin.ok("GET", "/stats")["people"] == 1
