@@ -229,7 +229,10 @@ def test_any_single_character_change_is_caught(
     health_key: SigningKey, trust: TrustStore, data: st.DataObject
 ) -> None:
     text = seal(PREFIX, claims(), health_key)
-    position = data.draw(st.integers(len(PREFIX), len(text) - 1))
+    # A signature's length varies from seal to seal: draw an offset independent of it, so that
+    # hypothesis replays the same draws (bounds taken from the text made it report flakiness).
+    offset = data.draw(st.integers(0, 10_000))
+    position = len(PREFIX) + offset % (len(text) - len(PREFIX))
     replacement = data.draw(st.sampled_from("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"))
     if replacement == text[position]:
         return
