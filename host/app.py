@@ -57,22 +57,23 @@ class Retention:
 
 
 def purge_expired(context: HostContext, retention: Retention) -> None:
-    """Delete check-ins older than the retention period and nonces too old to replay."""
+    """Delete what its time ran out for: check-ins and what goes with them, nonces, sessions.
+
+    With the check-ins go screenings and staff decisions; nonces too old to replay, and ended
+    sign-in links and sessions go too.
+    """
     now_ms = context.settings.now_ms()
-    purged = context.storage.purge_checkins(now_ms - int(retention.checkin_days * DAY_MS))
+    before_ms = now_ms - int(retention.checkin_days * DAY_MS)
+    purged = context.storage.purge_checkins(before_ms)
     context.purge_nonces_now_and_then(now_ms)
     if purged:
         log.info("purged %d check-ins older than %g days", purged, retention.checkin_days)
     # Screenings go at their expiry, and never later than the check-ins.
-    screenings = context.storage.purge_screenings(
-        now_ms, now_ms - int(retention.checkin_days * DAY_MS)
-    )
+    screenings = context.storage.purge_screenings(now_ms, before_ms)
     if screenings:
         log.info("purged %d screenings past retention", screenings)
     # Staff decisions go with the check-ins they settled (their counts stay).
-    decisions = context.storage.purge_staff_decisions(
-        now_ms - int(retention.checkin_days * DAY_MS)
-    )
+    decisions = context.storage.purge_staff_decisions(before_ms)
     if decisions:
         log.info("purged %d staff decisions older than %g days", decisions, retention.checkin_days)
     # Sign-in links and sessions at their expiry; phone visits once past the repeat window.

@@ -54,7 +54,7 @@ def issue_sign_in(context: HostContext, person: PersonRecord) -> SignIn:
 
 
 def start_session(context: HostContext, sign_in_token: str) -> Session:
-    """Use up a sign-in link and start a session; `SignInRefused` says why it cannot."""
+    """Use up a sign-in link and start a session; `TokenRefused` says why it cannot."""
     token = new_token("session")
     now_ms = context.settings.now_ms()
     max_age_s = int(SESSION_TTL.total_seconds())

@@ -7,7 +7,6 @@ answers any phone: a session made by one is honoured by all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from host.storage.sqlbase import Dialect, SqlBase, in_dialect
@@ -55,22 +54,6 @@ def schema(dialect: Dialect) -> list[str]:
     return in_dialect(TABLES, dialect)
 
 
-class SignInProblem(StrEnum):
-    """Why a sign-in link does not sign anyone in."""
-
-    UNKNOWN = "unknown"
-    USED = "used"
-    EXPIRED = "expired"
-
-
-class SignInRefused(Exception):
-    """A sign-in link that cannot be used; `reason` says why."""
-
-    def __init__(self, reason: SignInProblem) -> None:
-        super().__init__(reason.value)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class PhoneVisit:
     """The check-in a phone scan stands for, and whether it is new or an earlier one shown again."""
@@ -96,31 +79,11 @@ class CitizenQueries(SqlBase):
     def start_session(
         self, sign_in_hash: bytes, session_hash: bytes, now_ms: int, expires_at_ms: int
     ) -> str:
-        """Use up a sign-in link and start a session for its person; `SignInRefused` if it cannot.
-
-        The claim is the guard, as for enrollment tokens: of two requests with one link, the
-        second's update finds it used and changes nothing.
-        """
+        """Use up a sign-in link and start a session for its person; `TokenRefused` if it cannot."""
         with self._write() as conn:
-            row = self._run(
-                conn,
-                "SELECT person_ref, expires_at, used_at FROM citizen_sign_ins WHERE token_hash = ?",
-                (sign_in_hash,),
-            ).fetchone()
-            if row is None:
-                raise SignInRefused(SignInProblem.UNKNOWN)
-            person_ref, expires_at, used_at = row
-            if used_at is not None:
-                raise SignInRefused(SignInProblem.USED)
-            if expires_at <= now_ms:
-                raise SignInRefused(SignInProblem.EXPIRED)
-            claimed = self._run(
-                conn,
-                "UPDATE citizen_sign_ins SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
-                (now_ms, sign_in_hash),
-            ).rowcount
-            if claimed != 1:
-                raise SignInRefused(SignInProblem.USED)
+            person_ref = self._claim_token(
+                conn, "citizen_sign_ins", "person_ref", sign_in_hash, now_ms
+            )
             self._run(
                 conn,
                 "INSERT INTO citizen_sessions (token_hash, person_ref, created_at, expires_at)"

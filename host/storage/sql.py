@@ -27,7 +27,7 @@ from host.storage.base import (
 from host.storage.citizens import CitizenQueries
 from host.storage.flows import FlowQueries
 from host.storage.screening import ScreeningQueries
-from host.storage.sqlbase import LOOKUP_CHUNK, Dialect
+from host.storage.sqlbase import LOOKUP_CHUNK, Dialect, TokenProblem, TokenRefused
 from host.storage.staff import StaffQueries
 from host.storage.tracing import TracingQueries
 from host.storage.users import AuditDraft, UserQueries
@@ -67,6 +67,12 @@ RAISE_DENYLIST_VERSION = """
     INSERT INTO denylist_version (only_row, version, changed_at) VALUES (1, 1, ?)
     ON CONFLICT (only_row) DO UPDATE
     SET version = denylist_version.version + 1, changed_at = excluded.changed_at"""
+# An enrollment token's problem as the API names it: (code, detail).
+ENROLLMENT_REFUSALS = {
+    TokenProblem.UNKNOWN: ("bad-token", "no such enrollment token"),
+    TokenProblem.USED: ("token-used", "the enrollment token was already used"),
+    TokenProblem.EXPIRED: ("token-expired", "the enrollment token has expired"),
+}
 PURGE_CHUNK = 5000  # check-ins deleted per transaction, so that ingest is never held up long
 
 
@@ -339,27 +345,12 @@ class SqlStorage(
         now_ms: int,
     ) -> DeviceRecord:
         with self._write() as conn:
-            row = self._run(
-                conn,
-                "SELECT venue_id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?",
-                (token_hash,),
-            ).fetchone()
-            if row is None:
-                raise EnrollmentRefused("bad-token", "no such enrollment token")
-            venue_id, expires_at, used_at = row
-            if used_at is not None:
-                raise EnrollmentRefused("token-used", "the enrollment token was already used")
-            if expires_at <= now_ms:
-                raise EnrollmentRefused("token-expired", "the enrollment token has expired")
-            # The claim is the guard: of two transactions that both read the token unused, the
-            # second's update waits for the first, then finds it used and changes nothing.
-            claimed = self._run(
-                conn,
-                "UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
-                (now_ms, token_hash),
-            ).rowcount
-            if claimed != 1:
-                raise EnrollmentRefused("token-used", "the enrollment token was already used")
+            try:
+                venue_id = self._claim_token(
+                    conn, "enrollment_tokens", "venue_id", token_hash, now_ms
+                )
+            except TokenRefused as refused:
+                raise EnrollmentRefused(*ENROLLMENT_REFUSALS[refused.problem]) from None
             device = DeviceRecord(device_id, name, form, venue_id, public_key, now_ms, None, None)
             self._run(
                 conn,

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from host.storage.base import DEFAULT_TIMEZONE, PersonRecord, VenueRecord
-from host.storage.citizens import PhoneVisit, SignInProblem
+from host.storage.citizens import PhoneVisit
+from host.storage.sqlbase import TokenProblem
 from shared.healthcode import Colour, HealthCode, NucleicTest, TestResult
 from shared.policy import Outcome
 from shared.qrimage import qr_svg
@@ -129,8 +130,8 @@ NOT_SIGNED_IN = Notice(
         "Open your personal page from the city health app.",
     ),
 )
-SIGN_IN_REFUSED: dict[SignInProblem, Notice] = {
-    SignInProblem.UNKNOWN: Notice(
+SIGN_IN_REFUSED: dict[TokenProblem, Notice] = {
+    TokenProblem.UNKNOWN: Notice(
         "sign-in-unknown",
         ("登录链接无效", "Not a valid sign-in link"),
         (
@@ -138,7 +139,7 @@ SIGN_IN_REFUSED: dict[SignInProblem, Notice] = {
             "Open your personal page from the city health app again.",
         ),
     ),
-    SignInProblem.USED: Notice(
+    TokenProblem.USED: Notice(
         "sign-in-used",
         ("登录链接已使用", "Sign-in link already used"),
         (
@@ -146,7 +147,7 @@ SIGN_IN_REFUSED: dict[SignInProblem, Notice] = {
             "A sign-in link works once. Open your personal page from the city health app again.",
         ),
     ),
-    SignInProblem.EXPIRED: Notice(
+    TokenProblem.EXPIRED: Notice(
         "sign-in-expired",
         ("登录链接已过期", "Sign-in link expired"),
         (

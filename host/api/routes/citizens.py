@@ -27,7 +27,7 @@ from host.phone import (
     start_session,
 )
 from host.storage.base import PersonRecord
-from host.storage.citizens import SignInProblem, SignInRefused
+from host.storage.sqlbase import TokenProblem, TokenRefused
 from host.web.pages import (
     HEADERS,
     INVALID_CODE,
@@ -84,9 +84,9 @@ def sign_in(
     """Open a one-time sign-in link: start a session (the cookie), then show the personal page."""
     try:
         session = start_session(context, token)
-    except SignInRefused as refused:
-        status = 400 if refused.reason is SignInProblem.UNKNOWN else 410
-        return _html(status, notice(SIGN_IN_REFUSED[refused.reason]))
+    except TokenRefused as refused:
+        status = 400 if refused.problem is TokenProblem.UNKNOWN else 410
+        return _html(status, notice(SIGN_IN_REFUSED[refused.problem]))
     response = RedirectResponse(PERSONAL_PAGE, status_code=303, headers=HEADERS)
     _session_cookie(response, request, session)
     return response
