@@ -37,6 +37,8 @@ from host.core.times import DAY_MS
 from host.flows import Alerting, background_tasks
 from host.screening import screen_periodically
 from host.signing import HostKeys
+from host.web.dashboard import auth as dashboard
+from host.web.dashboard.common import IDLE_MINUTES
 from host.web.pages import ASSETS_PATH, STATIC
 from shared.auth import HEADER_SERVER_TIME
 from shared.dcc.schema import SchemaStore
@@ -60,7 +62,7 @@ def purge_expired(context: HostContext, retention: Retention) -> None:
     """Delete what its time ran out for: check-ins and what goes with them, nonces, sessions.
 
     With the check-ins go screenings and staff decisions; nonces too old to replay, and ended
-    sign-in links and sessions go too.
+    sign-in links and sessions (citizens' and the dashboard's) go too.
     """
     now_ms = context.settings.now_ms()
     before_ms = now_ms - int(retention.checkin_days * DAY_MS)
@@ -78,6 +80,7 @@ def purge_expired(context: HostContext, retention: Retention) -> None:
         log.info("purged %d staff decisions older than %g days", decisions, retention.checkin_days)
     # Sign-in links and sessions at their expiry; phone visits once past the repeat window.
     context.storage.purge_citizens(now_ms, now_ms - context.settings.phone_repeat_ms)
+    context.storage.purge_dashboard_sessions(now_ms, now_ms - IDLE_MINUTES * 60_000)
 
 
 async def purge_periodically(context: HostContext, retention: Retention) -> None:
@@ -147,6 +150,7 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
     app.include_router(denylist.device_router, prefix=API_PREFIX)
     app.include_router(public.router)
     app.include_router(citizens.router)
+    dashboard.install(app)
     app.mount(ASSETS_PATH, StaticFiles(directory=STATIC), name="assets")
     return app
 

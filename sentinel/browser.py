@@ -56,6 +56,35 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+# ---- the dashboard --------------------------------------------------------------------------
+
+DASHBOARD = "/dashboard"
+
+
+def dashboard_sign_in(page: Page, host_url: str, token: str, then: str = "") -> None:
+    """Sign in to the host's dashboard in `page` with a user's token, as a person would.
+
+    `then`: a dashboard path to land on (the role's home page without one).
+    """
+    page.goto(f"{host_url}{DASHBOARD}/sign-in" + (f"?then={then}" if then else ""))
+    page.fill("#token", token)
+    with page.expect_navigation():
+        page.click("form[action$='/sign-in'] button[type=submit]")
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """The serious and critical axe-core violations on the page, each as "rule: where"."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{violation['id']}: {node['target']}"
+        for violation in results.response["violations"]
+        if violation["impact"] in ("serious", "critical")
+        for node in violation["nodes"]
+    ]
+
+
 # ---- the kiosk screen ---------------------------------------------------------------------
 
 # Read in one evaluation, so what is returned was all on screen at the same moment; false

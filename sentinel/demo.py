@@ -317,6 +317,13 @@ class Admin:
             self._post("/admin/enrollment-tokens", body).content
         ).token
 
+    def user(self, name: str, role: str, **scope: Any) -> str:
+        """Add a host user of `role` (venues=[...] for a venue manager, org=... for a screener).
+
+        Their token, shown once, which signs them in to the dashboard.
+        """
+        return self._post("/admin/users", {"name": name, "role": role, **scope}).json()["token"]
+
     def sign_in(self, person_ref: str) -> SignInLink:
         """A one-time link that signs the person in on a phone, as the city app would."""
         return SignInLink.model_validate_json(

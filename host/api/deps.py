@@ -118,7 +118,7 @@ class Principal:
         return AuditDraft(self.user_id, self.name, self.role, action, purpose, subject)
 
 
-def _principal(context: HostContext, token: str) -> Principal | None:
+def principal_of_token(context: HostContext, token: str) -> Principal | None:
     """The admin token (compared in constant time) or an unrevoked user's token, by its hash."""
     if same_secret(token, context.settings.admin_token):
         return Principal(ADMIN_TOKEN_USER, "admin", Role.ADMIN)
@@ -143,7 +143,7 @@ def requires(*roles: Role) -> Any:
     ) -> Principal:
         found = None
         if credentials is not None:
-            found = await run_in_threadpool(_principal, context, credentials.credentials)
+            found = await run_in_threadpool(principal_of_token, context, credentials.credentials)
         if found is None:
             raise ApiError(
                 401,

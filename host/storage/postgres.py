@@ -38,6 +38,7 @@ from host.storage.sql import (
     SqlStorage,
     checkin_rows,
     schema_v4,
+    schema_v5,
 )
 from host.storage.sqlbase import Dialect
 from shared.messages import CheckIn
@@ -140,10 +141,17 @@ def _epidemiology(conn: psycopg.Connection) -> None:
         conn.execute(statement)
 
 
+def _dashboard(conn: psycopg.Connection) -> None:
+    """Dashboard sessions, rate limits and what else security needs in the database."""
+    for statement in schema_v5(Dialect.POSTGRESQL):
+        conn.execute(statement)
+
+
 # (version reached, step): each step takes the schema from the version before it to its own.
 MIGRATIONS: tuple[tuple[int, Callable[[psycopg.Connection], None]], ...] = (
     (3, _create),
     (4, _epidemiology),
+    (5, _dashboard),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 STAGING = """CREATE TEMPORARY TABLE IF NOT EXISTS checkin_staging
@@ -396,9 +404,7 @@ class PostgresStorage(SqlStorage):
                     sql.Identifier(DEFAULT_PARTITION)
                 )
             )
-            conn.execute(
-                sql.SQL("CREATE TABLE {} (LIKE checkins INCLUDING DEFAULTS)").format(name)
-            )
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE checkins INCLUDING DEFAULTS)").format(name))
             conn.execute(
                 sql.SQL(
                     "WITH moved AS (DELETE FROM {} WHERE id >= %s AND id < %s RETURNING *)"
@@ -407,8 +413,9 @@ class PostgresStorage(SqlStorage):
                 (low, high),
             )
             conn.execute(
-                sql.SQL("ALTER TABLE checkins ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})")
-                .format(name, sql.Literal(str(low)), sql.Literal(str(high)))
+                sql.SQL(
+                    "ALTER TABLE checkins ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+                ).format(name, sql.Literal(str(low)), sql.Literal(str(high)))
             )
         log.info("check-in partition %s made", partition_name(day))
 

@@ -10,7 +10,7 @@ from operator import attrgetter
 from typing import Any
 
 from host.core.times import from_ms, to_ms
-from host.storage import citizens, flows, screening, staff, tracing, users
+from host.storage import citizens, flows, screening, sessions, staff, tracing, users
 from host.storage.base import (
     DEFAULT_TIMEZONE,
     CheckInSource,
@@ -27,6 +27,7 @@ from host.storage.base import (
 from host.storage.citizens import CitizenQueries
 from host.storage.flows import FlowQueries
 from host.storage.screening import ScreeningQueries
+from host.storage.sessions import SessionQueries
 from host.storage.sqlbase import LOOKUP_CHUNK, Dialect, TokenProblem, TokenRefused
 from host.storage.staff import StaffQueries
 from host.storage.tracing import TracingQueries
@@ -170,6 +171,11 @@ def schema_v4(dialect: Dialect) -> list[str]:
     ]
 
 
+def schema_v5(dialect: Dialect) -> list[str]:
+    """The statements that take either backend's schema from version 4 to 5."""
+    return [*sessions.schema(dialect)]
+
+
 def _person(row: Sequence[Any]) -> PersonRecord:
     person_ref, id_hmac, colour, sampled_at, result, updated_at = row
     test = None if sampled_at is None else NucleicTest(from_ms(sampled_at), TestResult(result))
@@ -207,6 +213,7 @@ class SqlStorage(
     ScreeningQueries,
     CitizenQueries,
     StaffQueries,
+    SessionQueries,
     Storage,
 ):
     """Storage on a DB-API connection; a backend supplies connections, transactions and ingest.

@@ -21,6 +21,7 @@ from host.storage.sql import (
     SqlStorage,
     checkin_rows,
     schema_v4,
+    schema_v5,
 )
 from host.storage.sqlbase import LOOKUP_CHUNK, Dialect
 from shared.messages import CheckIn
@@ -137,12 +138,19 @@ def _epidemiology(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _dashboard(conn: sqlite3.Connection) -> None:
+    """Dashboard sessions, rate limits and what else security needs in the database."""
+    for statement in schema_v5(Dialect.SQLITE):
+        conn.execute(statement)
+
+
 # MIGRATIONS[n - 1] takes the schema from version n - 1 to n; version 0 is an empty file.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_v1,
     _rules_column,
     _thermometer_column,
     _epidemiology,
+    _dashboard,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 INSERT_CHECKIN = (
@@ -193,6 +201,7 @@ def sqlite_refuses_workers(path: Path, workers: int, mountinfo: Path | None = No
             f" {workers} workers safely: run one worker, or use --db postgresql://..."
         )
     return None
+
 
 class SqliteStorage(SqlStorage):
     """Storage in one SQLite file; the schema is created when the file is opened."""
@@ -366,4 +375,3 @@ class SqliteStorage(SqlStorage):
                     ).rowcount
                 deleted += chunk
         return deleted
-

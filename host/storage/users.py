@@ -226,6 +226,10 @@ class UserQueries(SqlBase):
         )
         return None if row is None else _user(row)
 
+    def user_by_id(self, user_id: str) -> UserRecord | None:
+        row = self._fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
     def list_users(self) -> list[UserRecord]:
         return [
             _user(row) for row in self._fetchall(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")

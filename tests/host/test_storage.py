@@ -44,7 +44,7 @@ def test_the_database_is_in_wal_mode_with_a_schema_version(tmp_path: Path):
     with sqlite3.connect(tmp_path / "host.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
 
 
 def test_a_database_from_a_newer_schema_version_is_refused(tmp_path: Path):

@@ -22,3 +22,18 @@ def host(tmp_path: Path) -> Iterator[HostProcess]:
 @pytest.fixture
 def admin(host: HostProcess) -> Admin:
     return Admin(host.url, host.token_file.read_text())
+
+
+@pytest.fixture
+def dashboard_tokens(admin: Admin) -> dict[str, str]:
+    """A user of each role on the real host (a venue manager of one venue), by role: their tokens.
+
+    The venue manager's venue is `admin`'s first venue: "Riverside Mall", made here.
+    """
+    venue = admin.venue("Riverside Mall", "1 River Road", "public_place")
+    return {
+        "admin": admin.user("olivia-operator", "admin"),
+        "epidemiologist": admin.user("eric-epidemiologist", "epidemiologist"),
+        "venue-manager": admin.user("mia-manager", "venue-manager", venues=[venue.id]),
+        "screener": admin.user("sam-screener", "screener", org="city-hospital"),
+    }

@@ -1,0 +1,1 @@
+"""The dashboard: one server-rendered web application for the host's users, by role."""
