@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 
@@ -65,16 +65,24 @@ def issue_url(code: VenueCode, base_url: str, key: SigningKey) -> str:
     return f"{base_url.rstrip('/')}/v/{code.venue_id}?" + "&".join(query)
 
 
+def _split(text: str) -> SplitResult | None:
+    """The URL's parts; None for text no URL parser takes (an unclosed IPv6 bracket, say)."""
+    try:
+        return urlsplit(text)
+    except ValueError:
+        return None
+
+
 def looks_like_venue_url(text: str) -> bool:
-    parts = urlsplit(text)
-    return parts.scheme == "https" and bool(VENUE_PATH.match(parts.path))
+    parts = _split(text)
+    return parts is not None and parts.scheme == "https" and bool(VENUE_PATH.match(parts.path))
 
 
 def read_url(text: str, trust: TrustStore) -> VenueCode:
     """Parse a venue URL and check its signature offline against the trusted venue keys."""
-    parts = urlsplit(text)
-    match = VENUE_PATH.match(parts.path)
-    if parts.scheme != "https" or not match:
+    parts = _split(text)
+    match = None if parts is None else VENUE_PATH.match(parts.path)
+    if parts is None or parts.scheme != "https" or not match:
         raise CredentialError(Stage.UNPREFIX, "not a venue URL (https://HOST/v/VENUE)")
     query = parse_qs(parts.query, keep_blank_values=True)
     if any(len(values) != 1 for values in query.values()):

@@ -154,3 +154,16 @@ def test_malformed_venue_urls(trust: TrustStore, url: str) -> None:
 def test_any_url_fails_only_with_a_credential_error(trust: TrustStore, tail: str) -> None:
     with contextlib.suppress(CredentialError):
         venuecode.read_url("https://h.example/v/" + tail, trust)
+
+
+@pytest.mark.parametrize("text", ["//\n\n[", "https://[::1/v/v_abc?k=a&s=b", "http://]x"])
+def test_text_no_url_parser_takes_is_not_a_venue_code(trust: TrustStore, text: str) -> None:
+    """Found by fuzzing: urlsplit raises ValueError on an unclosed IPv6 bracket."""
+    assert not venuecode.looks_like_venue_url(text)
+    with pytest.raises(CredentialError, match="not a venue URL"):
+        venuecode.read_url(text, trust)
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_a_venue_url_or_not_without_raising(text: str) -> None:
+    assert venuecode.looks_like_venue_url(text) in (True, False)  # and raises nothing
