@@ -27,6 +27,7 @@ Digital Sentinel: venue-entrance check-in.
   sentinel conformance dcc     our EU DCC verification against the dgc-testdata expected results
   sentinel bench               benchmarks: decode, pipeline, verify, card, sync
   sentinel chaos               faults injected between real processes: nothing lost or doubled
+  sentinel fuzz                coverage-guided fuzzing (atheris) of every parser of outside bytes
 """
 
 
@@ -43,6 +44,7 @@ COMMANDS = {
     "conformance": ("sentinel.conformance", "check verification against reference test data"),
     "bench": ("sentinel.bench", "run a benchmark"),
     "chaos": ("sentinel.chaos.harness", "the fault-injection suite (scripts/chaos)"),
+    "fuzz": ("sentinel.fuzz.command", "coverage-guided fuzzing of every parser of outside bytes"),
 }
 
 
