@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from host.api.deps import HostContext
 from host.api.errors import install_error_handlers
+from host.api.hardening import SecurityHeadersMiddleware, redact_access_log
 from host.api.routes import (
     admin,
     citizens,
@@ -134,10 +135,12 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
                     await task
             storage.close()
 
-    app = FastAPI(title="Digital Sentinel host", lifespan=lifespan)
+    # No redirect for a trailing slash: Starlette builds its Location from the Host header.
+    app = FastAPI(title="Digital Sentinel host", lifespan=lifespan, redirect_slashes=False)
     app.state.context = context
     install_error_handlers(app)
     app.add_middleware(ServerTimeMiddleware, now_ms=settings.now_ms)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(admin.venue_router, prefix=API_PREFIX)
     app.include_router(posters.router, prefix=API_PREFIX)
@@ -165,6 +168,7 @@ def app_from_environment() -> FastAPI:
     # A worker spawned by `--workers N` starts with no logging set up (with one worker, this
     # is the command's own process, set up already, and basicConfig changes nothing).
     logging.basicConfig(level=served["log_level"], format=LOG_FORMAT, stream=sys.stderr)
+    redact_access_log()
     token_file = Path(served["admin_token_file"])
     settings = Settings(
         database=served["database"],

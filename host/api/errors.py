@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from host.api.hardening import security_headers
 from shared.auth import HEADER_SERVER_TIME
 from shared.messages import ErrorBody
 
@@ -66,11 +67,10 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
 
 async def _internal_error(request: Request, _exc: Exception) -> JSONResponse:
     # Starlette's outermost middleware calls this (and logs the traceback), outside the
-    # server-time middleware, so the header is set here.
+    # server-time and security-header middleware, so those headers are set here.
     now_ms = request.app.state.context.settings.now_ms()
-    return error_response(
-        500, "internal-error", "the host failed; try again", {HEADER_SERVER_TIME: str(now_ms)}
-    )
+    headers = {HEADER_SERVER_TIME: str(now_ms), **security_headers(request.url.scheme == "https")}
+    return error_response(500, "internal-error", "the host failed; try again", headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
