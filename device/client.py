@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import ssl
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -10,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
 from device.clock import DeviceClock
+from device.identity import host_ca, load_enrollment, load_or_create_key
 from shared.auth import HEADER_SERVER_TIME, public_key_bytes, sign_request
 from shared.denylist import MEDIA_TYPE
 from shared.keys import b64url
@@ -29,6 +32,7 @@ from shared.messages import (
 )
 
 Reply = TypeVar("Reply", bound=BaseModel)
+
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 GZIP_LEVEL = 6  # a 1000 check-in batch: about 1 ms here, a fraction of the bytes
 
@@ -44,6 +48,26 @@ class HostError(Exception):
     @property
     def retryable(self) -> bool:
         return self.status is None or self.status >= 500 or self.status == 429
+
+
+Verification = ssl.SSLContext | bool
+UNTRUSTED_HINT = (
+    " (the host's TLS certificate is not trusted here: enroll with --ca-file CA.pem, the CA"
+    " that signed it)"
+)
+
+
+def tls_verification(ca_file: Path | None) -> Verification:
+    """How the host's certificate is checked: against `ca_file` alone, else the system's CAs."""
+    if ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def _unreachable(what: str, error: httpx.HTTPError) -> HostError:
+    """A request that got no answer, said plainly; a certificate refused says what to do."""
+    hint = UNTRUSTED_HINT if "CERTIFICATE_VERIFY_FAILED" in str(error) else ""
+    return HostError(f"{what}: {type(error).__name__}: {error}{hint}")
 
 
 def _error_from(response: httpx.Response) -> HostError:
@@ -75,12 +99,16 @@ def enroll(
     *,
     name: str,
     form: DeviceForm,
+    verify: Verification = True,
 ) -> EnrollResponse:
-    """Enroll with a one-time token, registering this device's public key."""
+    """Enroll with a one-time token, registering this device's public key.
+
+    `verify`: how the host's TLS certificate is checked (`tls_verification`).
+    """
     request = EnrollRequest(
         token=token, public_key=b64url(public_key_bytes(key.public_key())), name=name, form=form
     )
-    with httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT) as http:
+    with httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT, verify=verify) as http:
         try:
             response = http.post(
                 f"{API_PREFIX}/devices/enroll",
@@ -88,7 +116,7 @@ def enroll(
                 headers={"Content-Type": "application/json"},
             )
         except httpx.HTTPError as error:
-            raise HostError(f"cannot reach {host_url}: {error}") from None
+            raise _unreachable(f"cannot reach {host_url}", error) from None
     if response.status_code != 201:
         raise _error_from(response)
     return _parse(EnrollResponse, response)
@@ -103,11 +131,24 @@ class HostClient:
         device_id: str,
         key: Ed25519PrivateKey,
         clock: DeviceClock,
+        verify: Verification = True,
     ) -> None:
-        self._http = httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT)
+        self._http = httpx.Client(base_url=host_url, timeout=DEFAULT_TIMEOUT, verify=verify)
         self._device_id = device_id
         self._key = key
         self._clock = clock
+
+    @classmethod
+    def enrolled(cls, state_dir: Path, clock: DeviceClock) -> HostClient:
+        """The client of the device enrolled in `state_dir`: its host, key and trusted CA."""
+        enrollment = load_enrollment(state_dir)
+        return cls(
+            enrollment.host_url,
+            enrollment.device_id,
+            load_or_create_key(state_dir),
+            clock,
+            tls_verification(host_ca(state_dir)),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -138,7 +179,7 @@ class HostClient:
                 timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             )
         except httpx.HTTPError as error:
-            raise HostError(f"{method} {target}: {type(error).__name__}: {error}") from None
+            raise _unreachable(f"{method} {target}", error) from None
         server_time = response.headers.get(HEADER_SERVER_TIME, "")
         if server_time.isdigit():
             self._clock.observe_host_time(int(server_time), sent_ms, self._clock.now_ms())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,9 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.messages import DeviceForm
+from shared.private_files import private_directory, write_private
 
 KEY_FILE = "device-key.pem"
 ENROLLMENT_FILE = "enrollment.json"
+HOST_CA_FILE = "host-ca.pem"  # the CA the host's TLS certificate must chain to, if given
 
 
 class NotEnrolledError(RuntimeError):
@@ -28,17 +29,6 @@ class Enrollment:
     form: DeviceForm = DeviceForm.KIOSK  # as enrolled; `sentinel device run --form` overrides it
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only, atomically."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
-
-
 def load_or_create_key(state_dir: Path) -> Ed25519PrivateKey:
     """The device's private key; made here on first use, and never sent anywhere."""
     path = state_dir / KEY_FILE
@@ -47,17 +37,17 @@ def load_or_create_key(state_dir: Path) -> Ed25519PrivateKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{path} is not an Ed25519 private key")
         return key
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(state_dir)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_private(path, pem)
+    write_private(path, pem)
     return key
 
 
 def save_enrollment(state_dir: Path, enrollment: Enrollment) -> None:
-    _write_private(state_dir / ENROLLMENT_FILE, json.dumps(asdict(enrollment)).encode())
+    write_private(state_dir / ENROLLMENT_FILE, json.dumps(asdict(enrollment)).encode())
 
 
 def load_enrollment(state_dir: Path) -> Enrollment:
@@ -67,3 +57,15 @@ def load_enrollment(state_dir: Path) -> Enrollment:
     stored = json.loads(path.read_text())
     form = DeviceForm(stored.pop("form", DeviceForm.KIOSK))  # enrolled before forms were kept
     return Enrollment(**stored, form=form)
+
+
+def save_host_ca(state_dir: Path, pem: bytes) -> None:
+    """Keep the CA the host's certificate must chain to: from now on, only it is trusted."""
+    private_directory(state_dir)
+    write_private(state_dir / HOST_CA_FILE, pem)
+
+
+def host_ca(state_dir: Path) -> Path | None:
+    """The CA file kept at enrollment, or None: the system's CAs vouch for the host."""
+    path = state_dir / HOST_CA_FILE
+    return path if path.exists() else None

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from shared.messages import (
     DeviceConfig,
     StaffDecision,
 )
+from shared.private_files import private_database_file
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ SENDABLE_DECISIONS = f"""SELECT {DECISION_COLUMNS} FROM staff_decisions d
         SELECT 1 FROM checkins c WHERE c.id = d.checkin_id AND c.acked_at_ms IS NULL)
     ORDER BY d.id LIMIT ?"""
 PIN_ATTEMPTS = "pin_attempts"  # the settings row: wrong PINs in a row, and a lock's end
+SYNC_ERROR = "sync_error"  # the settings row: the last sync failure, and when it was resolved
 CORRUPTION = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 SALVAGE_CHUNK = 1000
 MAX_DAMAGED_REGIONS = 1000  # runs of unreadable pages stepped over; beyond, give up
@@ -117,6 +120,16 @@ class StoreFull(StoreError):
 
 class AlreadyStored(StoreError):
     """A staff member of that id, or a staff decision on that check-in, is stored already."""
+
+
+@dataclass(frozen=True)
+class SyncError:
+    """The last sync failure: its message, when (Unix ms), how many in a row, when resolved."""
+
+    error: str
+    at_ms: int
+    failures: int
+    resolved_at_ms: int | None = None
 
 
 def _now_ms() -> int:
@@ -296,6 +309,7 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
+            private_database_file(self.path)  # 0600, and so its -wal and -shm, whatever the umask
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
@@ -633,6 +647,37 @@ class Store:
             return None
         stored = json.loads(row[0])
         return stored["reason"] if stored.get("device_id") == device_id else None
+
+    def record_sync_error(self, error: str, failures: int) -> None:
+        """Keep the last sync failure (its message, when, how many in a row) for `status`."""
+        value = json.dumps({"error": error, "at_ms": _now_ms(), "failures": failures})
+        with self._guard("recording the sync error"):
+            self._connect().execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (SYNC_ERROR, value),
+            )
+
+    def resolve_sync_error(self) -> None:
+        """Sync works again: the last error stays, marked with when it was resolved."""
+        last = self.sync_error()
+        if last is None or last.resolved_at_ms is not None:
+            return
+        value = json.dumps({**asdict(last), "resolved_at_ms": _now_ms()})
+        with self._guard("resolving the sync error"):
+            self._connect().execute(
+                "UPDATE settings SET value = ? WHERE name = ?", (value, SYNC_ERROR)
+            )
+
+    def sync_error(self) -> SyncError | None:
+        """The last sync failure recorded, if any."""
+        with self._guard("loading the sync error", write=False):
+            row = (
+                self._connect()
+                .execute("SELECT value FROM settings WHERE name = ?", (SYNC_ERROR,))
+                .fetchone()
+            )
+        return None if row is None else SyncError(**json.loads(row[0]))
 
     def save_denylist(self, document: bytes, refreshed_at_ms: int) -> None:
         """Keep the host-signed deny list as received; it is checked again whenever loaded."""

@@ -26,6 +26,7 @@ from shared.messages import (
     ComponentState,
     DeviceConfig,
     DeviceReport,
+    StaffDecision,
     StaffDecisionBatch,
 )
 
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 DAY_SECONDS = 24 * 3600
 DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_WINDOW = 4  # batches in flight: 100 ms each way cost a 100k backlog 10 s, not 33 s
+# The host's refusals of a staff decision that sending again cannot change, once the device has
+# its check-in's acknowledgement: the check-in was refused (a scan time no clock could give),
+# so the host never stored it, or it was no referral. The host refuses the whole batch for one.
+DECISION_REFUSED_FOR_GOOD = frozenset({"unknown-checkin", "not-a-referral"})
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class Syncer:
         self._state = ComponentState(state=ComponentHealth.OK, since=datetime.now(UTC))
         self.failures = 0
         self.last_error: str | None = None
+        self._error_unresolved = True  # one may be left in the store from before: resolve it
         self.refused: str | None = None  # the host refuses this device (revoked, unknown)
         self.revoked = False  # the host revoked this device: nothing more is asked of it
         self.first_contact = threading.Event()  # set once the first config fetch has ended
@@ -125,6 +131,23 @@ class Syncer:
         if self._thread.ident is not None:
             self._thread.join(timeout)
         self._senders.shutdown(wait=False, cancel_futures=True)
+
+    def _record_error(self, error: str) -> None:
+        """Keep the failure in the store for `sentinel device status`.
+
+        A store failing too is already logged and shown as the store's state: not raised here.
+        """
+        try:
+            self._store.record_sync_error(error, self.failures)
+            self._error_unresolved = True
+        except StoreError:
+            pass
+
+    def _resolve_error(self) -> None:
+        """Sync works: mark the error kept in the store (by this run or an earlier) resolved."""
+        if self._error_unresolved:
+            self._store.resolve_sync_error()
+            self._error_unresolved = False
 
     def component(self) -> ComponentState:
         """OK while the host answers; failing, with the last error, while it does not."""
@@ -174,20 +197,57 @@ class Syncer:
         return acknowledged
 
     def sync_staff_decisions(self) -> int:
-        """Send the staff decisions whose check-ins the host has; how many it acknowledged."""
+        """Send the staff decisions whose check-ins the host settled; how many it acknowledged.
+
+        A decision the host refuses for good (its check-in was refused, or no referral) is
+        dropped, logged, so that it does not hold back the decisions after it.
+        """
         decisions = self._store.pending_staff_decisions(self._batch_size)
         if not decisions:
             return 0
-        ack = self._client.send_staff_decisions(StaffDecisionBatch(decisions=decisions))
+        acknowledged = self._send_staff_decisions(decisions)
+        log.info("synced %d staff decisions", acknowledged)
+        return acknowledged
+
+    def _send_staff_decisions(self, decisions: list[StaffDecision]) -> int:
+        """Send a batch; if the host refuses it for one decision, halve it to find which."""
+        try:
+            ack = self._client.send_staff_decisions(StaffDecisionBatch(decisions=decisions))
+        except HostError as error:
+            if error.code not in DECISION_REFUSED_FOR_GOOD:
+                raise
+            if len(decisions) > 1:
+                half = len(decisions) // 2
+                first, second = decisions[:half], decisions[half:]
+                return self._send_staff_decisions(first) + self._send_staff_decisions(second)
+            refused = decisions[0]
+            log.warning(
+                "staff decision %s on check-in %s dropped: the host refuses it for good (%s)",
+                refused.id,
+                refused.checkin_id,
+                error.code,
+            )
+            self._store.mark_staff_decisions_acked([refused.id])
+            return 0
         sent = {decision.id for decision in decisions}
         acknowledged = [decision_id for decision_id in ack.acknowledged if decision_id in sent]
         self._store.mark_staff_decisions_acked(acknowledged)
-        log.info("synced %d staff decisions", len(acknowledged))
         return len(acknowledged)
 
     def _acknowledge(self, batch: list[CheckIn], ack: CheckInAck) -> int:
+        """Mark what the host settled done: stored, or refused for good (logged, then dropped)."""
         sent = {checkin.id for checkin in batch}
-        acknowledged = [checkin_id for checkin_id in ack.acknowledged if checkin_id in sent]
+        rejected = [refusal for refusal in ack.rejected if refusal.id in sent]
+        for reason in sorted({refusal.reason for refusal in rejected}):
+            ids = [str(refusal.id) for refusal in rejected if refusal.reason == reason]
+            log.warning(
+                "the host refused %d check-ins for good, dropped from the queue: %s",
+                len(ids),
+                reason,
+            )
+            log.debug("check-ins refused for good: %s", ", ".join(ids))
+        settled = {checkin_id for checkin_id in ack.acknowledged if checkin_id in sent}
+        acknowledged = sorted(settled | {refusal.id for refusal in rejected})
         self._store.mark_acked(acknowledged)
         log.debug("synced %d check-ins (%d new on host)", len(acknowledged), ack.inserted)
         return len(acknowledged)
@@ -278,6 +338,7 @@ class Syncer:
                 self.failures = 0
                 self.last_error = None
                 self.refused = None
+                self._resolve_error()
                 self.online = True
                 self._set_state(ComponentHealth.OK)
                 if sent >= self._batch_size:
@@ -285,6 +346,7 @@ class Syncer:
             except (HostError, StoreError) as error:
                 self.failures += 1
                 self.last_error = str(error)
+                self._record_error(str(error))
                 if isinstance(error, HostError):
                     self.online = False  # a store error says nothing about the host
                 if isinstance(error, HostError) and not error.retryable:

@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from host.core.security import random_id
 from host.core.times import DAY_MS, EPOCH, HOUR_MS, MILLISECOND, from_ms, to_ms
 from host.storage.flows import (
+    AlertKind,
     AlertRecord,
     FlowFilter,
     FlowLevel,
@@ -305,11 +306,18 @@ def detect_if_due(storage: FlowQueries, alerting: Alerting, now_ms: int) -> list
 
 
 class AlertMessage(BaseModel):
-    """An alert as the API answers it and as the webhook receives it."""
+    """An alert as the API answers it and as the webhook receives it.
+
+    A status sweep (a device asking many unknown ID numbers) is told in a spike's terms:
+    `count` is the unknown numbers asked within the window, `baseline` the count a real
+    entrance is not expected to reach, `hour` the hour it was raised in.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
+    kind: AlertKind = AlertKind.SPIKE
+    device_id: str | None = None  # the device of a status sweep
     venue_id: str
     venue_name: str
     district: str
@@ -328,6 +336,8 @@ class AlertMessage(BaseModel):
         spike = alert.spike
         return cls(
             id=alert.id,
+            kind=alert.kind,
+            device_id=alert.device_id,
             venue_id=spike.venue_id,
             venue_name=alert.venue_name,
             district=alert.district,

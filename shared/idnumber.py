@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 DIGITS = frozenset("0123456789")
+CHECK_CHARACTERS = DIGITS | {"X"}
 # ISO 7064 MOD 11-2 weights of the first 17 characters: 2**(17 - i) mod 11.
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 # What an ID number looks like inside free text, once normalised: 17 digits and a check
@@ -32,6 +33,29 @@ def is_valid_id_number(number: str) -> bool:
     if len(number) != 18 or not set(number[:17]) <= DIGITS:
         return False
     return number[17] == id_check_character(number[:17])
+
+
+def with_check_character(first17: str) -> str:
+    """A whole resident ID number: its 17 digits and the check character they call for."""
+    return first17 + id_check_character(first17)
+
+
+def checked_id_number(id_number: str) -> str:
+    """The normal form of a resident ID number, or a ValueError that says why and never repeats it.
+
+    Full-width digits, spaces and a lower-case x are how people write a number, not another
+    number: they are normalised first. A passport number is no resident ID number.
+    """
+    number = normalise_id_number(id_number)
+    if len(number) != 18:
+        raise ValueError(
+            f"is not a resident ID number: it has {len(number)} characters besides spaces, not 18"
+        )
+    if not set(number[:17]) <= DIGITS or number[17] not in CHECK_CHARACTERS:
+        raise ValueError("is not a resident ID number: only digits belong in it, and a last X")
+    if not is_valid_id_number(number):
+        raise ValueError("is not a resident ID number: its check character is wrong (mistyped?)")
+    return number
 
 
 def mask_id_number(number: str) -> str:

@@ -28,7 +28,7 @@ from shared.healthcode import (
     NucleicTest,
     TestResult,
 )
-from shared.idnumber import normalise_id_number
+from shared.idnumber import checked_id_number
 from shared.keys import (
     KeyPurpose,
     SigningKey,
@@ -123,6 +123,17 @@ class VenueCodeOut(Message):
 # ---- people and their codes ---------------------------------------------------------------
 
 
+ResidentIdNumber = Annotated[
+    str,
+    Field(
+        max_length=40,
+        description="a resident ID number (GB 11643): 17 digits and a MOD 11-2 check character; "
+        "full-width digits, spaces and a lower-case x are normalised away",
+    ),
+    AfterValidator(checked_id_number),
+]
+
+
 class NucleicTestIn(Message):
     sampled_at: AwareDatetime
     result: TestResult
@@ -131,16 +142,9 @@ class NucleicTestIn(Message):
 class PersonUpsert(Message):
     """Import or update one person; the ID number is used to find them and never stored."""
 
-    id_number: str = Field(min_length=6, max_length=40)
+    id_number: ResidentIdNumber = Field(repr=False)
     colour: Colour
     test: NucleicTestIn | None = None
-
-    @field_validator("id_number")
-    @classmethod
-    def _long_enough_without_spaces(cls, value: str) -> str:
-        if len(normalise_id_number(value)) < 6:
-            raise ValueError("an ID number has at least 6 characters besides spaces")
-        return value
 
 
 class PeopleImport(Message):
@@ -161,7 +165,7 @@ class PeopleImported(Message):
 class CodeRequest(Message):
     kind: CodeKind = CodeKind.DYNAMIC
     ttl_seconds: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
-    id_number: str | None = Field(default=None, min_length=6, max_length=40)
+    id_number: ResidentIdNumber | None = Field(default=None, repr=False)
 
 
 class IssuedCode(Message):
@@ -451,15 +455,25 @@ class StaffDecisionBatch(Message):
     decisions: list[StaffDecision] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class CheckInAck(Message):
-    """Every id in `acknowledged` is stored on the host; the device may let it go.
+class RejectedCheckIn(Message):
+    """A check-in the host refuses for good (a scan time no clock could give), and why."""
 
-    The answer to a batch of check-ins, and to a batch of staff decisions.
+    id: UUID
+    reason: str
+
+
+class CheckInAck(Message):
+    """Every id in `acknowledged` is settled on the host; the device may let it go.
+
+    Settled: stored, or refused for good and then also listed in `rejected`, with the reason
+    (sending it again would be refused again). The answer to a batch of check-ins, and to a
+    batch of staff decisions.
     """
 
     acknowledged: list[UUID]
     inserted: int
     duplicates: int
+    rejected: list[RejectedCheckIn] = Field(default_factory=list)
 
 
 class HourlyCount(Message):
@@ -543,7 +557,7 @@ class DenyPersonRef(Message):
 class DenyIdNumber(Message):
     """A person found by ID number; the host keeps only their digest, never the number."""
 
-    id_number: str = Field(min_length=6, max_length=40)
+    id_number: ResidentIdNumber = Field(repr=False)
 
 
 class DenyDigest(Message):
@@ -617,6 +631,18 @@ class DenyListStatus(Message):
     entries: int = Field(ge=0)
 
 
+SelfTestItem = Annotated[str, Field(min_length=1, max_length=40)]  # "camera", "card reader"
+
+
+class SelfTestSummary(Message):
+    """A device's last `sentinel selftest`: when it ran, and the items that did not pass."""
+
+    ran_at: AwareDatetime
+    failed: list[SelfTestItem] = Field(default_factory=list, max_length=32)
+    warned: list[SelfTestItem] = Field(default_factory=list, max_length=32)
+    passed: int = Field(ge=0, le=64)
+
+
 class DeviceReport(Message):
     """What a device tells the host about itself with its sync; the host keeps the latest."""
 
@@ -625,6 +651,14 @@ class DeviceReport(Message):
     pending_checkins: int = Field(ge=0)
     denylist: DenyListStatus | None
     components: dict[ComponentName, ComponentState] = Field(default_factory=dict, max_length=32)
+    software_version: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the installed digital-sentinel version; None from devices before it was sent",
+    )
+    last_selftest: SelfTestSummary | None = Field(
+        default=None, description="the last `sentinel selftest` run with the device's state"
+    )
 
 
 DeviceInfo.model_rebuild()  # its report is defined further down

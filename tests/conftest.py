@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The tests that use pcscd and the vpcd reader run on one pytest-xdist worker (--dist loadgroup):
+# there is one pcscd on a machine, and its readers' ports are fixed.
+PCSCD_GROUP = "pcscd"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
@@ -137,3 +142,23 @@ def screenshot(tmp_path: Path) -> Callable[[Page, str], Path]:
         return path
 
     return take
+
+
+# ---- file modes ------------------------------------------------------------------------------
+
+UMASKS = (0o022, 0o000)  # the usual one, and one that would leave every file open to all
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Run the block under this process umask."""
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    """A file's permission bits."""
+    return stat.S_IMODE(path.stat().st_mode)

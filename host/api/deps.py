@@ -19,6 +19,7 @@ from host.core.config import Settings
 from host.core.security import same_secret, token_hash
 from host.core.times import from_ms
 from host.denylist import DenyListPublisher
+from host.ratelimit import Limits, RateLimiter
 from host.signing import HostKeys
 from host.storage.base import DeviceRecord, VenueRecord
 from host.storage.sql import SqlStorage
@@ -39,6 +40,8 @@ class HostContext:
     storage: SqlStorage
     keys: HostKeys
     dcc_schemas: SchemaStore | None = None  # without them the host refers EU DCCs too
+    limits: Limits = field(init=False)
+    limiter: RateLimiter = field(init=False)
     denylist: DenyListPublisher = field(init=False)
     # The venue page by URL as phones without a session open it: (status, HTML), a few seconds
     # old at most. Never a signed-in citizen's page: those are their own.
@@ -51,6 +54,8 @@ class HostContext:
 
     def __post_init__(self) -> None:
         self.denylist = DenyListPublisher(self.storage, self.keys.policy)
+        self.limits = Limits(trusted_proxies=self.settings.trusted_proxies)
+        self.limiter = RateLimiter(self.storage, self.limits)
         self.started_ms = self.settings.now_ms()
         self.venue_pages = TimedCache(VENUE_PAGE_SECONDS, VENUE_PAGES, self.settings.clock)
 
@@ -128,11 +133,32 @@ def principal_of_token(context: HostContext, token: str) -> Principal | None:
     return Principal.of(user)
 
 
+def client_address(context: HostContext, request: Request) -> str:
+    """The address a request is from, as `Limits.client_address` decides (proxies trusted)."""
+    peer = request.client.host if request.client is not None else None
+    return context.limits.client_address(peer, request.headers.getlist("x-forwarded-for"))
+
+
+def principal_of_guess(context: HostContext, token: str, address: str) -> Principal | None:
+    """`principal_of_token`, refused (429) once `address` has sent too many wrong tokens.
+
+    Refused before the token is checked, right or wrong, so that guessing cannot go on at
+    full speed; a wrong token is counted against the address.
+    """
+    limit = context.limits.failed_tokens
+    now_ms = context.settings.now_ms()
+    context.limiter.refuse_if_reached(limit, address, now_ms, "wrong tokens from this address")
+    found = principal_of_token(context, token)
+    if found is None:
+        context.limiter.count(limit, address, now_ms)
+    return found
+
+
 def requires(*roles: Role) -> Any:
     """A dependency giving the request's `Principal`, checking its role: the one place that does.
 
     401 without a valid token (the admin token or an unrevoked user's), 403 for a role not in
-    `roles`.
+    `roles`, 429 after too many wrong tokens from the client's address.
     """
     allowed = ", ".join(role.value for role in roles)
 
@@ -143,7 +169,12 @@ def requires(*roles: Role) -> Any:
     ) -> Principal:
         found = None
         if credentials is not None:
-            found = await run_in_threadpool(principal_of_token, context, credentials.credentials)
+            found = await run_in_threadpool(
+                principal_of_guess,
+                context,
+                credentials.credentials,
+                client_address(context, request),
+            )
         if found is None:
             raise ApiError(
                 401,
@@ -220,9 +251,7 @@ class DeviceCall:
     encoding: str  # identity or gzip
 
 
-async def device_call(
-    request: Request, body: Annotated[bytes, Depends(read_body)]
-) -> DeviceCall:
+async def device_call(request: Request, body: Annotated[bytes, Depends(read_body)]) -> DeviceCall:
     """The request's signed parts; nothing here blocks, so it stays on the event loop."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return DeviceCall(request.method, target, request.headers, body, check_encoding(request))

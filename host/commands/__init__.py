@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 
@@ -29,10 +30,15 @@ def with_storage(command: str, given: str, work: Callable[[SqlStorage], int]) ->
     """`work`'s exit status on the host's storage at `given`, opened and closed around it.
 
     The storage is migrated as the host itself would; exit 2 with a one-line error when it
-    cannot be opened.
+    cannot be opened, or when a SQLite file is not there (a mistyped path makes no database).
     """
     try:
-        storage = Database.parse(given).open()
+        database = Database.parse(given)
+        if database.path is not None and not database.path.is_file():
+            raise ValueError(
+                f"--db {given}: no host database there (`sentinel host serve --db FILE` makes one)"
+            )
+        storage = database.open()
     except (ValueError, RuntimeError) as error:
         print(f"sentinel host {command}: {error}", file=sys.stderr)
         return 2
@@ -59,11 +65,24 @@ def api_client(args: argparse.Namespace, timeout_s: float = 30.0) -> httpx.Clien
     """A client of the host's `/api/v1`, with the user's bearer token; ValueError without one."""
     if not args.token:
         raise ValueError(f"give --token or set {TOKEN_ENVIRONMENT}")
-    return httpx.Client(
+    if not args.host.startswith(("http://", "https://")):
+        raise ValueError(f"--host {args.host}: not an http:// or https:// URL")
+    return _NamingClient(
         base_url=args.host.rstrip("/") + API_PREFIX,
         headers={"Authorization": f"Bearer {args.token}"},
         timeout=timeout_s,
     )
+
+
+class _NamingClient(httpx.Client):
+    """Network errors that name the host ("cannot reach URL: ..."), not just the socket's."""
+
+    def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
+        try:
+            return super().send(request, **options)
+        except httpx.TransportError as error:
+            origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
+            raise type(error)(f"cannot reach {origin}: {error}", request=request) from error
 
 
 def api_error(response: httpx.Response) -> str:

@@ -10,10 +10,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from host.flows import Alerting
+from host.ratelimit import IpNetwork
 from host.storage import Database
 from shared.auth import MAX_SKEW_MS
 
 MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+def public_origin(url: str) -> str:
+    """The https origin venue codes are printed under; ValueError says what is wrong with url."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError("public_url must be an https URL: phones only open https venue codes")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ValueError("public_url must be a bare origin (venue codes live at /v/...)")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True)
@@ -31,18 +42,18 @@ class Settings:
     alerting: Alerting = field(default_factory=Alerting)  # spike detection, alert webhook
     # A phone opening a venue code again this soon after checking in there records nothing new.
     phone_repeat_minutes: float = 10.0
+    # Reverse proxies whose X-Forwarded-For names the client (rate limits count by client).
+    trusted_proxies: frozenset[IpNetwork] = frozenset()
+    body_timeout_s: float = 60.0  # a request's whole body must arrive within this
 
     def __post_init__(self) -> None:
         if not isinstance(self.database, Database):
             object.__setattr__(self, "database", Database.parse(self.database))
-        parts = urlsplit(self.public_url)
-        if parts.scheme != "https" or not parts.netloc:
-            raise ValueError("public_url must be an https URL: phones only open https venue codes")
-        if parts.path.strip("/") or parts.query or parts.fragment:
-            raise ValueError("public_url must be a bare origin (venue codes live at /v/...)")
-        object.__setattr__(self, "public_url", f"{parts.scheme}://{parts.netloc}")
+        object.__setattr__(self, "public_url", public_origin(self.public_url))
         if len(self.admin_token) < MIN_ADMIN_TOKEN_LENGTH:
             raise ValueError(f"admin token must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
+        if self.body_timeout_s <= 0:
+            raise ValueError("the body timeout must be a positive number of seconds")
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

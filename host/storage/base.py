@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from host.core.times import from_ms
 from shared.denylist import HashKind
@@ -194,11 +195,28 @@ class Storage(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    # ---- host secrets ------------------------------------------------------------------------
+    # ---- host keys: kept in a key directory, never here -------------------------------------
+
+    @property
+    @abstractmethod
+    def default_key_directory(self) -> Path:
+        """Where the host's keys are kept when no key directory is named."""
 
     @abstractmethod
-    def ensure_secret(self, name: str, make: Callable[[], bytes]) -> bytes:
-        """The secret stored under `name`; on first use store `make()` (first writer wins)."""
+    def legacy_secrets(self) -> dict[str, bytes]:
+        """The keys an older version kept in the database, by name; to be moved out."""
+
+    @abstractmethod
+    def forget_legacy_secrets(self, names: Collection[str]) -> None:
+        """Delete these keys from the database, leaving no copy in its files where it can."""
+
+    @abstractmethod
+    def bound_key_ring(self) -> str | None:
+        """The id of the key ring this database was served with; None before its first start."""
+
+    @abstractmethod
+    def bind_key_ring(self, key_ring: str) -> str:
+        """Record the key ring served with this database (first writer wins); the one bound."""
 
     # ---- venues ------------------------------------------------------------------------------
 

@@ -138,6 +138,13 @@ class FlowLevel(StrEnum):
     CATEGORY = "category"
 
 
+class AlertKind(StrEnum):
+    """What an alert is about: a venue's spike in check-ins, or a device sweeping ID numbers."""
+
+    SPIKE = "spike"
+    STATUS_SWEEP = "status-sweep"
+
+
 class Span(StrEnum):
     """An hour or a day: the bucket of a flow count, the measure an alert fired on."""
 
@@ -206,21 +213,34 @@ class AlertRecord:
     timezone: str
     attempts: int
     delivered_at_ms: int | None
+    kind: AlertKind = AlertKind.SPIKE
+    device_id: str | None = None  # the device of a status sweep
 
 
 ALERT_COLUMNS = (
     "a.id, a.venue_id, a.period, a.measure, a.hour, a.checkins, a.baseline, a.ratio,"
-    " a.created_at, v.name, v.district, v.street, v.timezone, a.attempts, a.delivered_at"
+    " a.created_at, v.name, v.district, v.street, v.timezone, a.attempts, a.delivered_at,"
+    " a.kind, a.device_id"
 )
 ALERTS_OF_VENUES = f"SELECT {ALERT_COLUMNS} FROM flow_alerts a JOIN venues v ON v.id = a.venue_id"
 
 
 def _alert(row: Sequence[Any]) -> AlertRecord:
     id_, venue_id, period, measure, hour, count, baseline, ratio, created_at, *rest = row
-    name, district, street, timezone, attempts, delivered_at = rest
+    name, district, street, timezone, attempts, delivered_at, kind, device_id = rest
     spike = Spike(venue_id, period, Span(measure), hour, count, baseline, ratio)
     return AlertRecord(
-        id_, spike, created_at, name, district, street, timezone, attempts, delivered_at
+        id_,
+        spike,
+        created_at,
+        name,
+        district,
+        street,
+        timezone,
+        attempts,
+        delivered_at,
+        AlertKind(kind),
+        device_id or None,
     )
 
 
@@ -332,9 +352,10 @@ class FlowQueries(SqlBase):
     # ---- alerts ------------------------------------------------------------------------------
 
     def alerted_periods(self, since_hour_ms: int) -> set[tuple[str, str]]:
-        """(venue, local day) of the alerts whose hour is `since_hour_ms` or later."""
+        """(venue, local day) of the spike alerts whose hour is `since_hour_ms` or later."""
         rows = self._fetchall(
-            "SELECT venue_id, period FROM flow_alerts WHERE hour >= ?", (since_hour_ms,)
+            "SELECT venue_id, period FROM flow_alerts WHERE hour >= ? AND kind = ?",
+            (since_hour_ms, AlertKind.SPIKE.value),
         )
         return {(venue_id, period) for venue_id, period in rows}
 

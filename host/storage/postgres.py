@@ -12,14 +12,18 @@ distributed by venue (Citus-style) without changing a query.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import re
 import secrets
+import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -235,11 +239,27 @@ def scratch_schema(url: str, prefix: str = "sentinel_scratch") -> Iterator[str]:
     schema = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    scratch_url = with_search_path(url, schema)
     try:
-        yield with_search_path(url, schema)
+        yield scratch_url
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        shutil.rmtree(postgres_key_directory(scratch_url), ignore_errors=True)  # its keys too
+
+
+def postgres_key_directory(url: str) -> Path:
+    """Where a PostgreSQL host keeps its keys unless told: the serving user's state directory.
+
+    One directory per database (and schema), named by it; the password is left out, so a
+    changed password finds the same keys.
+    """
+    parts = urlsplit(url)
+    named = f"{parts.username}@{parts.hostname}:{parts.port}{parts.path}?{parts.query}"
+    digest = hashlib.sha256(named.encode()).hexdigest()[:12]
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    database = parts.path.strip("/") or "postgres"
+    return Path(state) / "digital-sentinel" / "host-keys" / f"{database}-{digest}"
 
 
 class PostgresStorage(SqlStorage):
@@ -315,6 +335,18 @@ class PostgresStorage(SqlStorage):
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
         log.info("schema %s: from version %d to %d", schema[0], version, SCHEMA_VERSION)
+
+    # ---- host keys: kept in a key directory, never here -------------------------------------
+
+    @property
+    def default_key_directory(self) -> Path:
+        return postgres_key_directory(self._url)
+
+    def forget_legacy_secrets(self, names: Collection[str]) -> None:
+        """Delete them, then rewrite the table, so its old file (dead rows and all) is gone."""
+        super().forget_legacy_secrets(names)
+        with self._connection() as conn:
+            conn.execute("VACUUM FULL host_secrets")
 
     # ---- connections and transactions --------------------------------------------------------
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Any
 
 from host.core.times import from_ms, to_ms
-from host.storage import citizens, flows, screening, sessions, staff, tracing, users
+from host.storage import citizens, flows, limits, screening, sessions, staff, tracing, users
 from host.storage.base import (
     DEFAULT_TIMEZONE,
     CheckInSource,
@@ -26,6 +26,7 @@ from host.storage.base import (
 )
 from host.storage.citizens import CitizenQueries
 from host.storage.flows import FlowQueries
+from host.storage.limits import LimitQueries
 from host.storage.screening import ScreeningQueries
 from host.storage.sessions import SessionQueries
 from host.storage.sqlbase import LOOKUP_CHUNK, Dialect, TokenProblem, TokenRefused
@@ -158,6 +159,17 @@ VENUE_PLACE = (
 )
 
 
+# The keys live in a key directory; the database records only which key ring it was served
+# with, so that a host started without that directory refuses instead of making new keys.
+# host_secrets, where older versions kept the keys, stays empty once they are moved out.
+KEY_RING = (
+    """CREATE TABLE host_key_ring (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        key_ring TEXT NOT NULL)""",
+)
+LEGACY_SECRETS = "SELECT name, value FROM host_secrets ORDER BY name"
+
+
 def schema_v4(dialect: Dialect) -> list[str]:
     """The statements that take either backend's schema from version 3 to 4."""
     return [
@@ -173,7 +185,7 @@ def schema_v4(dialect: Dialect) -> list[str]:
 
 def schema_v5(dialect: Dialect) -> list[str]:
     """The statements that take either backend's schema from version 4 to 5."""
-    return [*sessions.schema(dialect)]
+    return [*sessions.schema(dialect), *KEY_RING, *limits.schema(dialect)]
 
 
 def _person(row: Sequence[Any]) -> PersonRecord:
@@ -214,6 +226,7 @@ class SqlStorage(
     CitizenQueries,
     StaffQueries,
     SessionQueries,
+    LimitQueries,
     Storage,
 ):
     """Storage on a DB-API connection; a backend supplies connections, transactions and ingest.
@@ -225,19 +238,30 @@ class SqlStorage(
         """The transaction a request nonce is recorded in: by default, like any other write."""
         return self._write()
 
-    # ---- host secrets ------------------------------------------------------------------------
+    # ---- host keys: kept in a key directory, never here -------------------------------------
 
-    def ensure_secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+    def legacy_secrets(self) -> dict[str, bytes]:
+        return {name: bytes(value) for name, value in self._fetchall(LEGACY_SECRETS)}
+
+    def forget_legacy_secrets(self, names: Collection[str]) -> None:
+        with self._write() as conn:
+            rows = [(name,) for name in names]
+            self._executemany(conn, "DELETE FROM host_secrets WHERE name = ?", rows)
+
+    def bound_key_ring(self) -> str | None:
+        row = self._fetchone("SELECT key_ring FROM host_key_ring")
+        return None if row is None else row[0]
+
+    def bind_key_ring(self, key_ring: str) -> str:
         with self._write() as conn:
             self._run(
                 conn,
-                "INSERT INTO host_secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (name, make()),
+                "INSERT INTO host_key_ring (only_row, key_ring) VALUES (1, ?)"
+                " ON CONFLICT DO NOTHING",
+                (key_ring,),
             )
-            (value,) = self._run(
-                conn, "SELECT value FROM host_secrets WHERE name = ?", (name,)
-            ).fetchone()
-        return bytes(value)
+            (bound,) = self._run(conn, "SELECT key_ring FROM host_key_ring").fetchone()
+        return str(bound)
 
     # ---- venues ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from host.storage.sql import (
 from host.storage.sqlbase import LOOKUP_CHUNK, Dialect
 from shared.messages import CheckIn
 from shared.policy import RuleSet
+from shared.private_files import private_database_file, private_directory
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ class SqliteStorage(SqlStorage):
         self._writer = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
+        private_database_file(path)  # 0600, and so its -wal and -shm, whatever the umask
         with self._connection() as conn:
             conn.execute("PRAGMA journal_mode = WAL")
         self._migrate()
@@ -243,6 +245,25 @@ class SqliteStorage(SqlStorage):
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         if version:
             log.info("schema migrated from version %d to %d", version, SCHEMA_VERSION)
+
+    # ---- host keys: kept in a key directory, never here -------------------------------------
+
+    @property
+    def default_key_directory(self) -> Path:
+        """`host.db.keys` beside `host.db`: copied with it only by whoever copies both."""
+        return self._path.with_name(self._path.name + ".keys")
+
+    def forget_legacy_secrets(self, names: Collection[str]) -> None:
+        """Delete them with their bytes zeroed, then empty the WAL that held the pages before."""
+        with self._write() as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.executemany("DELETE FROM host_secrets WHERE name = ?", [(n,) for n in names])
+        with self._connection() as conn:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            log.warning(
+                "%s: the WAL is in use; old key pages leave it at its next checkpoint", self._path
+            )
 
     # ---- connections and transactions --------------------------------------------------------
 

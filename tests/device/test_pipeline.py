@@ -355,7 +355,7 @@ def test_repeated_host_observations_converge_rather_than_flip(tmp_path: Path) ->
 
 # ---- paper codes and ID cards -------------------------------------------------------------
 
-HOLDER_ID = "110101199003071234"
+HOLDER_ID = "110101199003071233"
 HOLDER_CARD = CardIdentity.of(DocumentType.CN_ID, "CHN", HOLDER_ID)
 STRANGER_CARD = CardIdentity.of(DocumentType.CN_ID, "CHN", "110101199003079999")
 
@@ -429,7 +429,7 @@ def test_a_paper_code_waits_for_its_holders_id_card(
     done = kiosk_with_reader.present_id(HOLDER_CARD, "sam")
     assert done.decision.outcome is Outcome.PASS
     assert done.origin == "camera+sam"
-    assert done.holder == "1101**********1234"
+    assert done.holder == "1101**********1233"
     stored = Store(tmp_path / "s.db").pending(10)
     assert [item.person_ref for item in stored] == ["p_paper"]
     for written in tmp_path.iterdir():  # the database and its WAL: no ID number anywhere
@@ -545,7 +545,7 @@ def test_an_id_card_alone_is_decided_by_the_holders_status_online(
     kiosk = card_kiosk(tmp_path, trust, told, host_sealing_key, answers)
     event = kiosk.present_id(HOLDER_CARD, "sam:/dev/ttyUSB0")
     assert (event.kind, event.decision.outcome) == (CredentialKind.ID_CARD, Outcome.PASS)
-    assert event.holder == "1101**********1234"
+    assert event.holder == "1101**********1233"
     [stored] = Store(tmp_path / "s.db").pending(10)
     assert (stored.person_ref, stored.sealed_identity) == ("p_card", None)
     again = kiosk.present_id(HOLDER_CARD, "sam:/dev/ttyUSB0")  # the card left on the reader

@@ -194,7 +194,7 @@ def test_the_thermometer_readings_are_kept_until_sent(tmp_path: Path) -> None:
 def test_a_sealed_identity_is_kept_until_sent(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     key = SealingKey.generate()
-    identity = CardIdentity.of(DocumentType.CN_ID, "CHN", "11010119900307777X")
+    identity = CardIdentity.of(DocumentType.CN_ID, "CHN", "110101199003077774")
     item = CheckIn.model_validate(
         checkin(Outcome.REFER).model_dump() | {"sealed_identity": seal(identity, key.public_raw)}
     )

@@ -73,7 +73,7 @@ def test_no_json_body_makes_the_check_in_endpoint_fail(device: Device, clock: Cl
     response = device.request("POST", "/device/checkins", content=content, time_ms=clock.ms())
     event(f"status {response.status_code}")
     assert response.status_code in {200, 400, 422}, response.text
-    assert response.json().keys() == (
+    assert response.json().keys() - {"rejected"} == (
         {"acknowledged", "inserted", "duplicates"}
         if response.status_code == 200
         else {"error", "detail"}

@@ -50,7 +50,7 @@ def test_a_device_an_hour_off_corrects_its_clock_from_the_host(
 def test_status_lookup_behind_a_person_reference(
     kiosk: Kiosk, admin: Admin, tmp_path: Path
 ) -> None:
-    person = admin.person("320102198001011234", "yellow", 30)
+    person = admin.person("320102198001011238", "yellow", 30)
     client = client_for(kiosk, DeviceClock(ntp_flag=tmp_path / "no-ntp"))
     status = client.status(StatusRequest(person_ref=person))
     assert status.known

@@ -23,7 +23,7 @@ from shared.messages import ComponentHealth, DenyListAdded, DeviceInfo
 from shared.sealed import CardIdentity, DocumentType
 
 pytestmark = pytest.mark.integration
-LISTED_ID = "110101199003071234"
+LISTED_ID = "110101199003071233"
 WAIT_SECONDS = 15.0
 
 
@@ -70,7 +70,7 @@ def test_a_listed_person_stays_listed_offline_and_the_host_sees_the_lists_age(
     venue = admin.venue("Station", "1 Rail Road", "public_place")
     kiosk = enroll(host.url, admin, venue, tmp_path, "gate")
     listed = admin.person(LISTED_ID, "green", 5)
-    other = admin.person("110101198512125678", "green", 5)
+    other = admin.person("11010119851212102X", "green", 5)
     deny(admin, {"id_number": LISTED_ID})
 
     enrollment = load_enrollment(kiosk.state)

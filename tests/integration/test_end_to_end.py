@@ -24,6 +24,7 @@ from sentinel.demo import (
     kiosk_counts,
     sentinel_command,
 )
+from shared.idnumber import with_check_character
 
 pytestmark = pytest.mark.integration
 PEOPLE = 30
@@ -34,7 +35,7 @@ def kiosk_with_codes(host: HostProcess, admin: Admin, tmp_path: Path, people: in
     kiosk = enroll(host.url, admin, venue, tmp_path, "gate")
     rng = np.random.default_rng(7)
     for index in range(people):
-        person = admin.person(f"1101011990{index:08d}", "green", 5)
+        person = admin.person(with_check_character(f"1101011990{index:07d}"), "green", 5)
         frame = camera_frame(admin.code_png(person), rng)
         cv2.imwrite(str(kiosk.frames / f"{index:03d}.png"), frame)
     return kiosk

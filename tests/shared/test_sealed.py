@@ -19,7 +19,7 @@ from shared.sealed import (
     seal,
 )
 
-RESIDENT = CardIdentity.of(DocumentType.CN_ID, "chn", "11010119900307123x")
+RESIDENT = CardIdentity.of(DocumentType.CN_ID, "chn", "11010519491231002x")
 PASSPORT = CardIdentity.of(DocumentType.EMRTD, "UTO", "L898902C3")
 
 
@@ -43,9 +43,9 @@ def test_every_seal_is_different_and_shows_nothing(host_key: SealingKey) -> None
 
 
 def test_normalised_and_keyed_for_lookup() -> None:
-    assert RESIDENT.number == "11010119900307123X"
+    assert RESIDENT.number == "11010519491231002X"
     assert RESIDENT.country == "CHN"
-    assert RESIDENT.lookup_key == "11010119900307123X"
+    assert RESIDENT.lookup_key == "11010519491231002X"
     assert PASSPORT.lookup_key == "emrtd:UTO:L898902C3"
     with pytest.raises(ValueError):
         CardIdentity.of(DocumentType.CN_ID, "CHN", "   ")

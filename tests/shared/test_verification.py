@@ -24,7 +24,7 @@ from tests.conftest import SHARED_DATA
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PUBLIC = default_ruleset(VenueCategory.PUBLIC_PLACE)
 MEDICAL = default_ruleset(VenueCategory.MEDICAL)
-HOLDER_ID = "110101199003071234"
+HOLDER_ID = "110101199003071233"
 
 
 def code(
