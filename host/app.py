@@ -18,6 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from host.api.bodies import BodyGuard
 from host.api.deps import HostContext
 from host.api.errors import install_error_handlers
 from host.api.hardening import SecurityHeadersMiddleware, redact_access_log
@@ -36,11 +37,14 @@ from host.api.routes import (
 from host.core.config import Settings
 from host.core.times import DAY_MS
 from host.flows import Alerting, background_tasks
+from host.ratelimit import networks
 from host.screening import screen_periodically
 from host.signing import HostKeys
+from host.web import docs
 from host.web.dashboard import auth as dashboard
 from host.web.dashboard.common import IDLE_MINUTES
 from host.web.pages import ASSETS_PATH, STATIC
+from shared import LOG_FORMAT
 from shared.auth import HEADER_SERVER_TIME
 from shared.dcc.schema import SchemaStore
 from shared.messages import API_PREFIX
@@ -48,7 +52,6 @@ from shared.messages import API_PREFIX
 log = logging.getLogger(__name__)
 # `sentinel host serve` hands its settings to every worker process through this variable.
 SERVE_ENVIRONMENT = "SENTINEL_HOST_SERVE"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the `sentinel` command's
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,21 @@ class ServerTimeMiddleware:
         await self.app(scope, receive, send_with_time)
 
 
-def create_app(settings: Settings, retention: Retention | None = None) -> FastAPI:
-    """Open the storage (migrating its schema, making keys on first start) and build the app."""
+def create_app(
+    settings: Settings, retention: Retention | None = None, key_directory: Path | None = None
+) -> FastAPI:
+    """Open the storage (migrating its schema) and the keys (made on first start), build the app.
+
+    Keys are read from `key_directory` (by default the storage's) once, here: a rotation
+    reaches a running host when it is restarted.
+    """
     storage = settings.database.open()
-    context = HostContext(
-        settings, storage, HostKeys.load(storage, settings.dcc_trust), SchemaStore.default()
-    )
+    try:
+        keys = HostKeys.load(storage, settings.dcc_trust, key_directory, settings.now_ms())
+    except BaseException:
+        storage.close()
+        raise
+    context = HostContext(settings, storage, keys, SchemaStore.default())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -135,11 +147,19 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
                     await task
             storage.close()
 
+    # /docs is served from the host's own copy of Swagger UI (host.web.docs), not a CDN's.
     # No redirect for a trailing slash: Starlette builds its Location from the Host header.
-    app = FastAPI(title="Digital Sentinel host", lifespan=lifespan, redirect_slashes=False)
+    app = FastAPI(
+        title="Digital Sentinel host",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
     app.state.context = context
     install_error_handlers(app)
     app.add_middleware(ServerTimeMiddleware, now_ms=settings.now_ms)
+    app.add_middleware(BodyGuard)  # bodies too large (413) or too slow (408)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(admin.venue_router, prefix=API_PREFIX)
@@ -154,6 +174,7 @@ def create_app(settings: Settings, retention: Retention | None = None) -> FastAP
     app.include_router(public.router)
     app.include_router(citizens.router)
     dashboard.install(app)
+    docs.install(app)
     app.mount(ASSETS_PATH, StaticFiles(directory=STATIC), name="assets")
     return app
 
@@ -176,5 +197,9 @@ def app_from_environment() -> FastAPI:
         admin_token=token_file.read_text(encoding="utf-8").strip(),
         dcc_trust=None if served["dcc_trust"] is None else Path(served["dcc_trust"]),
         alerting=Alerting.from_json(served["alerting"]),
+        trusted_proxies=networks(served["trusted_proxies"]),
+        body_timeout_s=served["body_timeout_s"],
     )
-    return create_app(settings, Retention(checkin_days=served["retention_days"]))
+    return create_app(
+        settings, Retention(checkin_days=served["retention_days"]), Path(served["keys"])
+    )

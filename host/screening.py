@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -30,6 +30,7 @@ from host.core.security import id_number_hmac, random_id
 from host.core.times import DAY_MS, HOUR_MS
 from host.storage.screening import (
     Flag,
+    RowResult,
     ScreeningRecord,
     ScreeningStatus,
     Standing,
@@ -85,6 +86,10 @@ class StaffListError(ValueError):
 
 class WrongKey(ValueError):
     """A screening key that is not base64url of 32 bytes, or not the key of this screening."""
+
+
+class UnknownScreening(LookupError):
+    """No screening of this id for the reader's organisation (or it was deleted)."""
 
 
 class LeaseLost(Exception):
@@ -295,6 +300,71 @@ def submit_screening(
     audit = principal.audit("screening-create", purpose, org=principal.org, screening=screening_id)
     context.storage.create_screening(screening, rows, audit)
     return screening, None if key is None else b64url(key)
+
+
+# ---- reading the results ---------------------------------------------------------------------
+
+
+def echo_seal(
+    context: HostContext, principal: Principal, screening_id: str, key: str | None
+) -> EchoSeal | None:
+    """The seal of the job's echo columns if a key was given (and the list had any).
+
+    Checked before the audited read, so that a wrong key (`WrongKey`) reads nothing.
+    """
+    if key is None:
+        return None
+    assert principal.org is not None
+    now_ms = context.settings.now_ms()
+    screening = context.storage.get_screening(screening_id, principal.org, now_ms)
+    if screening is None:
+        raise UnknownScreening(screening_id)
+    if not screening.echo_columns:
+        return None
+    return EchoSeal.of(key, screening)
+
+
+def read_results(  # noqa: PLR0917 - the job, the page, and who asks why
+    context: HostContext,
+    principal: Principal,
+    screening_id: str,
+    flags: Sequence[Flag],
+    after: int,
+    limit: int,
+    purpose: str,
+    action: str,
+) -> tuple[ScreeningRecord, list[RowResult]]:
+    """The job and a page of its results, read with an audit record of `action`."""
+    assert principal.org is not None
+    audit = principal.audit(action, purpose, org=principal.org, screening=screening_id)
+    found = context.storage.screening_results(
+        screening_id, principal.org, flags, after, limit, audit, context.settings.now_ms()
+    )
+    if found is None:
+        raise UnknownScreening(screening_id)
+    return found
+
+
+def echo_of(seal: EchoSeal | None, screening: ScreeningRecord, row: RowResult) -> dict[str, str]:
+    """A row's names and staff ids by column, opened with the seal; none without one."""
+    if seal is None or row.echo is None:
+        return {}
+    return dict(zip(screening.echo_columns, seal.open(row.row_no, row.echo), strict=True))
+
+
+def results_csv(screening: ScreeningRecord, rows: list[RowResult], seal: EchoSeal | None) -> str:
+    """The results as CSV: row, the echo columns (with the seal), flag, hours_since_test."""
+    echo_columns = list(screening.echo_columns) if seal else []
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(["row", *echo_columns, "flag", "hours_since_test"])
+    for row in rows:
+        echo = echo_of(seal, screening, row)
+        hours = "" if row.hours_since_test is None else row.hours_since_test
+        writer.writerow(
+            [row.row_no, *(echo[column] for column in echo_columns), row.flag.value, hours]
+        )
+    return text.getvalue()
 
 
 # ---- flagging --------------------------------------------------------------------------------

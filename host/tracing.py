@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from host.api.deps import HostContext
+from host.api.deps import HostContext, Principal
 from host.api.fields import Purpose
 from host.core.security import id_number_hmac
 from host.core.times import from_ms, to_ms
@@ -120,6 +120,25 @@ def trace_query(request: TraceRequest, refs: tuple[str, ...]) -> TraceQuery:
         depth=request.depth,
         max_sources=SECOND_DEGREE_MAX_SOURCES,
     )
+
+
+def run_trace(context: HostContext, principal: Principal, request: TraceRequest) -> TraceOut:
+    """The case's visits and contacts, read with its audit record in one transaction.
+
+    The record names who, why, the case by reference (never by number), and how many records
+    were read. A second degree wider than it may follow raises `TooBroad`.
+    """
+    refs = case_refs(context, request)
+    draft = principal.audit(
+        "tracing",
+        request.purpose,
+        case=",".join(refs),
+        since=request.since.isoformat(),
+        until=request.until.isoformat(),
+        depth=str(request.depth),
+    )
+    found = context.storage.trace(trace_query(request, refs), draft, context.settings.now_ms())
+    return TraceOut.of(found, request, refs)
 
 
 class VisitOut(Model):

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +35,9 @@ import cv2
 import httpx
 import numpy as np
 
+from device.client import Verification, tls_verification
 from hardware.thermometer.emulator import Emulator
+from host.cli import TlsFiles
 from sentinel.browser import chromium, unavailable
 from sentinel.demo_browser import (
     CARDS,
@@ -44,6 +47,17 @@ from sentinel.demo_browser import (
     kiosk_screenshots,
     phone_check_in,
 )
+from sentinel.demo_dashboard import (
+    SIZE as DASHBOARD_SIZE,
+)
+from sentinel.demo_dashboard import (
+    DashboardUser,
+    dashboard_screenshots,
+    dashboard_users,
+    print_dashboard,
+    staff_list,
+)
+from sentinel.progress import progress
 from shared import healthcode
 from shared.envelope import base45, inflate, parse_cose, wrap
 from shared.healthcode import CLAIM_KEY, CodeKind, Colour, NucleicTest, TestResult
@@ -64,6 +78,13 @@ FRAME_SIZE = (1280, 720)
 HOST_START_SECONDS = 30.0
 # Printed in venue codes, which phones open; the demo's host itself listens on 127.0.0.1.
 DEMO_PUBLIC_URL = "https://sentinel.example.org"
+# The demo's people by their role in it: resident ID numbers with right check characters.
+DEMO_ID_NUMBERS = {
+    "green": "110101199003071014",
+    "stale": "11010119851212102X",
+    "yellow": "110101197001011035",
+    "red": "110101200002021045",
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=2022, help="seed for the simulated camera noise"
     )
     parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="when done, keep the host serving (the dashboard, the API) until interrupted",
+    )
+    parser.add_argument(
         "--db",
         metavar="URL",
         help="run the host on PostgreSQL, in a schema of its own dropped afterwards, e.g. "
@@ -150,11 +176,21 @@ class HostProcess:
         *,
         db: Path | str | None = None,
         workers: int = 1,
+        tls: TlsFiles | None = None,
+        ca_file: Path | None = None,
+        options: tuple[str, ...] = (),
     ) -> None:
+        """`tls`: serve https with these files, its certificate checked against `ca_file`.
+
+        `options`: more options of `sentinel host serve`, such as `--body-timeout 1`.
+        """
         self.workdir = workdir
+        self.options = options
+        self.tls = tls
+        self.verify = tls_verification(ca_file)
         self.db = db or workdir / "host.db"  # a SQLite file, or a postgresql:// URL
         self.workers = workers
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         self.port = port
         self.log = workdir / "host.log"
         # A SQLite host makes its token file beside the database; a PostgreSQL host in workdir.
@@ -185,6 +221,9 @@ class HostProcess:
         )
         if self.token_file:
             command += ["--admin-token-file", str(self.token_file)]
+        if self.tls:
+            command += ["--tls-cert", str(self.tls.certificate), "--tls-key", str(self.tls.key)]
+        command += self.options
         with self.log.open("a") as output:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + HOST_START_SECONDS
@@ -192,7 +231,8 @@ class HostProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"host exited with {self.process.returncode}; see {self.log}")
             try:
-                if httpx.get(f"{self.url}{API_PREFIX}/health", timeout=1).is_success:
+                health = f"{self.url}{API_PREFIX}/health"
+                if httpx.get(health, timeout=1, verify=self.verify).is_success:
                     return
             except httpx.HTTPError:
                 pass
@@ -273,9 +313,12 @@ def running_host(workdir: Path, admin_token: str, db: str | None = None) -> Iter
 class Admin:
     """The host operator's side of the demo, over the real admin API."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, verify: Verification = True) -> None:
         self.http = httpx.Client(
-            base_url=url + API_PREFIX, headers={"Authorization": f"Bearer {token}"}, timeout=10
+            base_url=url + API_PREFIX,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+            verify=verify,
         )
 
     def _post(self, path: str, body: dict[str, Any], **params: str) -> httpx.Response:
@@ -422,6 +465,7 @@ def device_run_command(kiosk: Kiosk, *options: str) -> list[str]:
 
 
 def run_kiosk(kiosk: Kiosk, workdir: Path, label: str, *options: str) -> list[dict[str, Any]]:
+    progress.update(f"kiosk {label}: scanning its frames, then syncing")
     with (workdir / f"kiosk-{label}.log").open("w") as log:
         result = subprocess.run(
             device_run_command(kiosk, "--drain-timeout", "30", *options),
@@ -455,15 +499,18 @@ def browser_parts(
     workdir: Path,
     *,
     shots: Path | None,
+    users: list[DashboardUser],
+    case_ref: str,
 ) -> dict[str, Any]:
-    """The kiosk screen's screenshots and a phone check-in, where headless Chromium is installed.
+    """The kiosk screen's screenshots, a phone check-in and the dashboard, with headless Chromium.
 
-    The kiosk runs again, with its screen and an ID-card module; the phone is the person's.
-    Screenshots go to `shots`, or to a new temporary directory that is kept.
+    The kiosk runs again, with its screen and an ID-card module; the phone is the person's; the
+    dashboard is seen by its `users`, tracing `case_ref`. Screenshots go to `shots`, or to a new
+    temporary directory that is kept.
     """
     reason = unavailable()
     if reason is not None:
-        return {"skipped": reason, "screen": None, "phone": None}
+        return {"skipped": reason, "screen": None, "phone": None, "dashboard_pages": None}
     from playwright.sync_api import Error as BrowserError
 
     for outcome, colour in REGISTERED.items():
@@ -486,27 +533,43 @@ def browser_parts(
                 on_host(kiosk.venue.code_url, host.url),
                 shots,
             )
+            pages = dashboard_screenshots(
+                browser,
+                host.url,
+                users,
+                shots,
+                case_ref=case_ref,
+                staff_csv=staff_list(DEMO_ID_NUMBERS, workdir / "staff.csv"),
+            )
     except BrowserError as error:
         raise RuntimeError(f"headless Chromium: {error}") from None
-    return {"skipped": None, "screen": screen, "phone": phone}
+    return {"skipped": None, "screen": screen, "phone": phone, "dashboard_pages": pages}
 
 
 def run_demo(
-    workdir: Path, seed: int, db: str | None = None, screenshots: Path | None = None
+    workdir: Path,
+    seed: int,
+    db: str | None = None,
+    screenshots: Path | None = None,
+    *,
+    keep: bool = False,
 ) -> dict[str, Any]:
+    """The whole cycle; with `keep`, its tables are printed and the host serves on until Ctrl-C."""
     rng = np.random.default_rng(seed)
     admin_token = os.urandom(24).hex()
+    progress.update("starting the host")
     with running_host(workdir, admin_token, db) as host:
         url = host.url
         admin = Admin(url, admin_token)
+        progress.update("venues, people and kiosks")
         public = admin.venue("Central Library", "1 Library Road", "public_place")
         residential = admin.venue("Riverside Compound", "88 River Street", "residential")
         clinic = admin.venue("Community Clinic", "5 Health Road", "medical")
         people = {
-            "green": admin.person("110101199003071234", "green", 10),
-            "stale": admin.person("110101198512125678", "green", 60),
-            "yellow": admin.person("110101197001019012", "yellow", 10),
-            "red": admin.person("11010120000202345X", "red", 10),
+            "green": admin.person(DEMO_ID_NUMBERS["green"], "green", 10),
+            "stale": admin.person(DEMO_ID_NUMBERS["stale"], "green", 60),
+            "yellow": admin.person(DEMO_ID_NUMBERS["yellow"], "yellow", 10),
+            "red": admin.person(DEMO_ID_NUMBERS["red"], "red", 10),
         }
         kiosks = {
             "public": enroll(url, admin, public, workdir, "public"),
@@ -542,11 +605,55 @@ def run_demo(
                 label: run_kiosk(kiosk, workdir, label, *fitted.get(label, ()))
                 for label, kiosk in kiosks.items()
             }
+        users = dashboard_users(admin, public.id, public.name)
+        progress.update("the kiosk screen, a phone check-in and the dashboard, in Chromium")
         shown = browser_parts(
-            host, admin, kiosks["public"], people["green"], workdir, shots=screenshots
+            host,
+            admin,
+            kiosks["public"],
+            people["green"],
+            workdir,
+            shots=screenshots,
+            users=users,
+            case_ref=people["red"],
         )
         stats = admin.stats()
         counts = {label: admin.counts(kiosk.venue.id) for label, kiosk in kiosks.items()}
+        result = summary(events, device_counts=[kiosk_counts(kiosk) for kiosk in kiosks.values()])
+        result.update(
+            host_checkins=stats.checkins,
+            phone_checkins=int(shown["phone"] is not None and shown["phone"]["new"]),
+            **shown,
+            hourly={
+                label: [count.model_dump(mode="json") for count in venue_counts]
+                for label, venue_counts in counts.items()
+            },
+            dashboard={"url": url, "users": [user.as_json() for user in users]},
+        )
+        if keep:
+            progress.clear()
+            print_tables(result, keep=True)
+            serve_until_interrupted(host)
+    return result
+
+
+def serve_until_interrupted(host: HostProcess) -> None:
+    """Wait while the host serves, until Ctrl-C or SIGTERM (or the host ends by itself)."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set() and host.process is not None and host.process.poll() is None:
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def summary(
+    events: dict[str, list[dict[str, Any]]], device_counts: list[dict[str, int]]
+) -> dict[str, Any]:
+    """Each case's decision against what was expected, and the kiosks' counts."""
     by_case = {
         Path(event["origin"]).stem.split("-", 1)[1]: event
         for label_events in events.values()
@@ -565,18 +672,10 @@ def run_demo(
                 "as_expected": decision in case.expect,
             }
         )
-    device_counts = [kiosk_counts(kiosk) for kiosk in kiosks.values()]
     return {
         "decisions": decisions,
         "recorded": sum(item["recorded"] for item in device_counts),
         "synced": sum(item["acknowledged"] for item in device_counts),
-        "host_checkins": stats.checkins,
-        "phone_checkins": int(shown["phone"] is not None and shown["phone"]["new"]),
-        **shown,
-        "hourly": {
-            label: [count.model_dump(mode="json") for count in venue_counts]
-            for label, venue_counts in counts.items()
-        },
     }
 
 
@@ -593,7 +692,7 @@ def expectations_met(result: dict[str, Any]) -> bool:
     )
 
 
-def print_tables(result: dict[str, Any]) -> None:
+def print_tables(result: dict[str, Any], *, keep: bool = False) -> None:
     rows = [("case", "venue", "decision", "reasons")]
     rows += [
         (
@@ -626,6 +725,8 @@ def print_tables(result: dict[str, Any]) -> None:
                 f"  {label:<12} {hour['hour']:<26} {hour['total']:>5} {hour['passed']:>5} "
                 f"{hour['denied']:>5} {hour['referred']:>5}"
             )
+    print()
+    print_dashboard(result["dashboard"]["url"], result["dashboard"]["users"], keep)
 
 
 def print_browser_parts(result: dict[str, Any]) -> None:
@@ -656,6 +757,11 @@ def print_browser_parts(result: dict[str, Any]) -> None:
     for position, path in enumerate(phone["screenshots"]):
         print(f"  {'saved' if position == 0 else '':<12} {path}")
     print()
+    width, height = DASHBOARD_SIZE
+    print(f"dashboard ({width}x{height}), each page as its user sees it: saved")
+    for name, path in result["dashboard_pages"].items():
+        print(f"  {name:<12} {path}")
+    print()
 
 
 @contextmanager
@@ -675,7 +781,8 @@ def run(args: argparse.Namespace) -> int:
     with demo_workdir(args.workdir) as workdir:
         try:
             screenshots = workdir / "screenshots" if args.workdir else None
-            result = run_demo(workdir, args.seed, args.db, screenshots)
+            with progress:
+                result = run_demo(workdir, args.seed, args.db, screenshots, keep=args.keep)
         except (
             RuntimeError,
             ValueError,
@@ -698,8 +805,10 @@ def run(args: argparse.Namespace) -> int:
             "screen",
             "phone",
             "skipped",
+            "dashboard",
+            "dashboard_pages",
         )
         print(json.dumps({key: result[key] for key in keys}))
-    else:
+    elif not args.keep:  # with --keep, printed while the host was serving
         print_tables(result)
     return 0 if expectations_met(result) else 1

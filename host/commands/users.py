@@ -24,7 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "with --venue; a screener only the screenings of the --org organisation.",
     )
     add.add_argument("name", help="the user's name, as the audit log will show it")
-    add.add_argument("--role", required=True, choices=[role.value for role in Role])
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=[role.value for role in Role],
+        help="what the user may do (one role each)",
+    )
     add.add_argument(
         "--venue",
         action="append",
@@ -37,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = commands.add_parser("list", help="list the users and their roles")
     add_database_argument(listing)
     revoke = commands.add_parser("revoke", help="refuse a user's token from now on")
-    revoke.add_argument("name")
+    revoke.add_argument("name", help="the user's name, as `sentinel host user list` shows it")
     add_database_argument(revoke)
 
 

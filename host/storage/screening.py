@@ -148,7 +148,6 @@ def _screening(row: Sequence[Any]) -> ScreeningRecord:
     )
 
 
-
 class ScreeningQueries(SqlBase):
     """Screening jobs, their rows (keyed hashes, never numbers) and their results."""
 

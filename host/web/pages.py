@@ -158,7 +158,8 @@ SIGN_IN_REFUSED: dict[TokenProblem, Notice] = {
     ),
 }
 
-_templates = Environment(
+# The one template environment of the host's pages (the citizens' and the dashboard's).
+TEMPLATES = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=True,
     undefined=StrictUndefined,
@@ -168,7 +169,7 @@ _templates = Environment(
 
 
 def _render(name: str, **context: Any) -> str:
-    return _templates.get_template(name).render(assets=ASSETS_PATH, **context)
+    return TEMPLATES.get_template(name).render(assets=ASSETS_PATH, **context)
 
 
 def decision_words(outcome: Outcome, reasons: Sequence[str]) -> Words:

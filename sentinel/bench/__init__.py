@@ -7,6 +7,10 @@ sentinel bench card      ms per eMRTD read (BAC, EF.COM, DG1) and per GA 467 ID-
 sentinel bench sync      check-in commits/s by SQLite synchronous level; a backlog synced to a host
 sentinel bench host      host ingest, request rates, RSS; tracing, spike detector, screening
 sentinel bench screen    ms from a check-in's commit to its decision on the kiosk screen (Chromium)
+sentinel bench idhash    ID numbers guessed from their stored hashes, by what an attacker holds
+sentinel bench sweep     one birth date's ID numbers swept through /device/status, limits off/on
+sentinel bench dashboard the operator pages against a large audit log and many devices
+sentinel bench flows-pages  the flows and alerts pages on a city of millions of check-ins
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
+
+from sentinel.bench.host import DEFAULT_DB_URL
+from sentinel.progress import progress
 
 HOST_PARTS = ("requests", "epidemiology")
 QUICK_SCREENING_ROWS = 1000
@@ -65,8 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     decode.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     pipeline = benches.add_parser("pipeline", help="frame to decision through the agent")
     pipeline.add_argument("--people", type=int, default=10, help="people in the clip")
-    pipeline.add_argument("--seed", type=int, default=7)
+    pipeline.add_argument("--seed", type=int, default=7, help="seed of the synthetic people")
     pipeline.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    benches.add_parser("idhash", help="ID numbers guessed from stored hashes, by what is held")
+    _add_dashboard(benches.add_parser("dashboard", help="operator pages at a city's size"))
+    _add_flows_pages(benches.add_parser("flows-pages", help="flows pages at a city's size"))
     verify = benches.add_parser("verify", help="credential verification against the signature")
     verify.add_argument("--iterations", type=int, default=1000, help="timings per credential")
     verify.add_argument("--json", action="store_true", help="one JSON object instead of a table")
@@ -104,6 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["sqlite", "postgresql"],
         default=["sqlite", "postgresql"],
         metavar="BACKEND",
+        help="the storage backends to measure: sqlite, postgresql",
     )
     host.add_argument(
         "--quick",
@@ -129,9 +140,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--screening-rows", type=int, help="rows of the staff list screened (default 10,000)"
     )
     host.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    _add_sweep(benches.add_parser("sweep", help="ID numbers swept through /device/status"))
     screen = benches.add_parser("screen", help="commit to decision on the kiosk screen")
     screen.add_argument("--decisions", type=int, default=60, help="timed decisions per size")
     screen.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+
+
+def _add_sweep(sweep: argparse.ArgumentParser) -> None:
+    sweep.add_argument("--db", help="postgresql://... (default: a temporary SQLite file)")
+    sweep.add_argument(
+        "--quick", action="store_true", help="a small run: 100 numbers, 50 timed lookups"
+    )
+    sweep.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+
+
+def _add_dashboard(dashboard: argparse.ArgumentParser) -> None:
+    dashboard.add_argument(
+        "--quick",
+        action="store_true",
+        help="10,000 audit records and 500 devices (default: 200,000 and 5,000)",
+    )
+    _add_backends(dashboard)
+
+
+def _add_flows_pages(flows_pages: argparse.ArgumentParser) -> None:
+    flows_pages.add_argument(
+        "--quick", action="store_true", help="200,000 check-ins (default: 2,000,000)"
+    )
+    _add_backends(flows_pages)
+
+
+def _add_backends(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["sqlite", "postgresql"],
+        default=["sqlite", "postgresql"],
+        help="the backends to time (default: both)",
+    )
+    parser.add_argument(
+        "--db-url",
+        default=DEFAULT_DB_URL,
+        help=f"PostgreSQL for its runs (default {DEFAULT_DB_URL})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,6 +202,30 @@ def run(args: argparse.Namespace) -> int:
         return _host(args, header)
     if args.bench == "screen":
         return _screen(args, header)
+    if args.bench == "sweep":
+        return _sweep(args, header)
+    if args.bench == "dashboard":
+        from sentinel.bench import dashboard
+
+        sizes = dashboard.QUICK if args.quick else dashboard.FULL
+        runs = dashboard.measure(*sizes, args.backends, args.db_url)
+        print(f"Dashboard operator pages ({header}; in-process, signed in as the admin)\n")
+        print("\n".join(dashboard.table(runs)))
+        return 0
+    if args.bench == "flows-pages":
+        from sentinel.bench import dashboard_flows
+
+        checkins = dashboard_flows.QUICK_CHECKINS if args.quick else dashboard_flows.FULL_CHECKINS
+        page_runs = dashboard_flows.measure(checkins, args.backends, args.db_url)
+        print(f"Dashboard flows pages ({header}; in-process, signed in as the admin)\n")
+        print("\n".join(dashboard_flows.table(page_runs)))
+        return 0
+    if args.bench == "idhash":
+        from sentinel.bench import idhash
+
+        print(f"ID-number hashes against guessing ({header})\n")
+        print("\n".join(idhash.table(*idhash.measure())))
+        return 0
     from sentinel.bench import pipeline
 
     result = pipeline.measure(people=args.people, seed=args.seed)
@@ -294,6 +369,7 @@ def _host(args: argparse.Namespace, header: str) -> int:
         epidemiology, lines = _host_epidemiology(args)
         report |= epidemiology
         tables += lines
+    progress.clear()
     if args.json:
         print(json.dumps({"measured": header, **report}))
         return 0
@@ -347,6 +423,27 @@ def _host_epidemiology(args: argparse.Namespace) -> tuple[dict[str, Any], list[s
         *screening.table(screened),
     ]
     return report, lines
+
+
+def _sweep(args: argparse.Namespace, header: str) -> int:
+    from sentinel.bench import sweep
+
+    numbers, lookups = (
+        (sweep.QUICK_NUMBERS, sweep.QUICK_COST_LOOKUPS)
+        if args.quick
+        else (sweep.NUMBERS, sweep.COST_LOOKUPS)
+    )
+    results = sweep.measure(args.db, numbers, lookups)
+    if args.json:
+        rows = {limits: result.as_json() for limits, result in results.items()}
+        print(json.dumps({"measured": header, "numbers": numbers, "limits": rows}))
+        return 0
+    print(
+        f"A status sweep ({header}; {numbers:,} ID numbers of one birth date through"
+        " /device/status, one registered; the host in process on a clock the bench moves)\n"
+    )
+    print("\n".join(sweep.table(results)))
+    return 0
 
 
 def _screen(args: argparse.Namespace, header: str) -> int:

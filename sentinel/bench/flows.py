@@ -35,7 +35,8 @@ from sentinel.bench.host import (
     markdown,
     postgres_unavailable,
 )
-from sentinel.bench.tracing import DAYS, Population, city, say, venues_for
+from sentinel.bench.tracing import DAYS, Population, city, venues_for
+from sentinel.progress import progress
 from shared.messages import MAX_BATCH, CheckIn
 from shared.policy import Outcome
 from shared.uuid7 import Uuid7Generator
@@ -267,7 +268,7 @@ def measure_backend(
         try:
             population = city(storage, backend, checkins, seed)
             planted = plant_spikes(storage, population)
-            say(f"{BACKEND_NAMES[backend]}: {len(planted)} spikes planted")
+            progress.update(f"{BACKEND_NAMES[backend]}: {len(planted)} spikes planted")
             return (
                 time_detector(storage, population, planted, backend),
                 time_flow_queries(storage, population, backend),

@@ -41,6 +41,7 @@ from host.storage import Database
 from host.storage.base import VenueRecord
 from sentinel.bench.sync import BenchHost, SyncRun, sample_checkins, sync_backlog
 from sentinel.demo import DEMO_PUBLIC_URL, Admin, HostProcess
+from sentinel.progress import progress
 from shared.auth import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME, sign_request
 from shared.messages import API_PREFIX, MAX_BATCH, VerifyRequest, VerifyResponse
 from shared.policy import Outcome, VenueCategory
@@ -68,7 +69,7 @@ WRK_GRACE_SECONDS = 60  # beyond the run itself, for wrk to start, load its requ
 POSTGRES_CONNECT_SECONDS = 3
 BENCH_VENUE = "v_bench"
 BENCH_DEVICE = "d_bench"
-GREEN_ID_NUMBER = "110101199003071234"
+GREEN_ID_NUMBER = "110101199003071014"  # a right check character: the host checks
 TEST_HOURS_AGO = 10  # a recent negative test: a public place lets the holder in
 WRK_REPORT = "sentinel-bench-host: "  # starts the line the Lua `done` hook prints
 MIB = 1024
@@ -735,6 +736,8 @@ def peak_rss(host: BenchHost, backend: str, workers: int) -> list[PeakRss]:
 
 def measure_backend(bench: HostBench, backend: str, workdir: Path, db_url: str, seed: int) -> None:
     """Every row of one backend: storage ingest, then a host with each number of workers."""
+    name = BACKEND_NAMES[backend]
+    progress.update(f"{name}: storage ingest")
     with fresh_database(backend, workdir / "storage", db_url) as database:
         bench.storage += storage_ingest(backend, database, bench.sizes.checkins, seed)
     for workers in WORKER_COUNTS:
@@ -746,6 +749,7 @@ def measure_backend(bench: HostBench, backend: str, workdir: Path, db_url: str, 
                 bench.host_not_measured(backend, workers, host)
                 continue
             try:
+                progress.update(f"{name}, {workers} workers: HTTP ingest, then request rates")
                 bench.http += http_ingest(host, backend, workers, bench.sizes.http_checkins, seed)
                 bench.load += load_runs(
                     host, backend, workers, bench.sizes.seconds, bench.connections

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import tempfile
 import time
 from base64 import b32encode
@@ -42,6 +41,7 @@ from sentinel.bench.host import (
     start_host,
 )
 from sentinel.demo import DEMO_PUBLIC_URL
+from sentinel.progress import progress
 from shared.healthcode import Colour, NucleicTest, TestResult
 from shared.messages import API_PREFIX, MAX_BATCH, CheckIn
 from shared.policy import Outcome, VenueCategory
@@ -492,18 +492,15 @@ def city(storage: Storage, backend: str, checkins: int, seed: int) -> Population
         days=DAYS,
         people=people_for(checkins),
         seed=seed,
-        progress=lambda done: say(f"{BACKEND_NAMES[backend]}: {done:,} check-ins stored"),
+        progress=lambda done: progress.update(
+            f"{BACKEND_NAMES[backend]}: {done:,} of {checkins:,} check-ins stored"
+        ),
     )
-    say(
+    progress.update(
         f"{BACKEND_NAMES[backend]}: {population.checkins:,} check-ins stored in "
         f"{time.perf_counter() - started:.0f} s"
     )
     return population
-
-
-def say(line: str) -> None:
-    """A line of progress, on standard error: the tables go to standard output."""
-    print(line, file=sys.stderr, flush=True)
 
 
 def measure(

@@ -192,7 +192,7 @@ def test_people_import_upserts_by_id_number(admin: Admin, clock: Clock):
     clock.advance(60)
     # The same number written differently is the same person; colour is replaced.
     again = admin.import_person(
-        id_number=" 1101 0119 9003 07777 7".lower(), colour="yellow", hours_ago=None
+        id_number=" 1101 0119 9003 07777 4", colour="yellow", hours_ago=None
     )
     assert again["person_ref"] == first["person_ref"]
     assert again["colour"] == "yellow"
@@ -237,12 +237,12 @@ def test_a_blank_id_number_is_refused(admin: Admin):
         "POST", "/people", json={"people": [person_entry(id_number="  \t    ")]}
     )
     assert response.status_code == 422
-    assert "at least 6 characters besides spaces" in response.json()["detail"]
+    assert "0 characters besides spaces, not 18" in response.json()["detail"]
 
 
 def test_the_id_number_is_stored_nowhere(admin: Admin, settings: Settings):
     ref = admin.import_person()["person_ref"]
-    spaced = "110101 19900307 7777"
+    spaced = "110101 19900307 7774"
     paper = {"kind": "paper", "id_number": spaced}
     assert admin.request("POST", f"/people/{ref}/codes", json=paper).status_code == 200
     wrong = {"kind": "paper", "id_number": OTHER_ID_NUMBER}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from host.core.config import Settings
-from shared.idnumber import id_check_character
+from shared.idnumber import with_check_character
 from shared.messages import API_PREFIX
 from tests.host.conftest import ADMIN_TOKEN, START, Admin, Clock, Device, User, db_contents
 from tests.host.test_checkins import post
@@ -20,13 +20,8 @@ from tests.host.test_identities import sealed_for
 PURPOSE = "case 0501-07, order of the district CDC"
 
 
-def resident(first17: str) -> str:
-    """A resident ID number with a right check character."""
-    return first17 + id_check_character(first17)
-
-
-CASE_NUMBER = resident("11010519850214002")
-STRANGER_NUMBER = resident("11010519920830003")
+CASE_NUMBER = with_check_character("11010519850214002")
+STRANGER_NUMBER = with_check_character("11010519920830003")
 
 
 def at(minutes: float) -> str:
@@ -76,7 +71,8 @@ def doctor(admin: Admin) -> User:
 
 def person(admin: Admin, number: int, colour: str = "green") -> str:
     """A registered person's reference."""
-    return admin.import_person(id_number=f"4401061975{number:08d}", colour=colour)["person_ref"]
+    id_number = with_check_character(f"4401061975{number:07d}")
+    return admin.import_person(id_number=id_number, colour=colour)["person_ref"]
 
 
 def trace(user: User, headers: dict | None = None, **fields: object) -> httpx.Response:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import sqlite3
 import subprocess
+import time
 from contextlib import closing
+from pathlib import Path
 
 import cv2
+import httpx
 import pytest
 
 from sentinel.browser import unavailable
@@ -86,13 +91,81 @@ def assert_the_screen_and_the_phone_were_shown(report: dict) -> None:
         assert cv2.imread(path).shape == (844, 390, 3)
 
 
+def signs_in(host_url: str, token: str) -> str:
+    """Sign in to the dashboard with `token` as a browser would; the page it lands on."""
+    with httpx.Client(base_url=host_url, timeout=10) as browser:
+        form = browser.get("/dashboard/sign-in")
+        secret = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert secret is not None
+        signed = browser.post(
+            "/dashboard/sign-in",
+            data={"csrf": secret[1], "token": token, "then": ""},
+            follow_redirects=False,
+        )
+        assert signed.status_code == 303, signed.text[:500]
+        return signed.headers["location"]
+
+
+def run_demo_kept(workdir: Path) -> tuple[list[str], dict]:
+    """`sentinel demo --keep --json`: its tables, printed while the host serves; its JSON.
+
+    While it serves, each printed token signs in to the dashboard; then Ctrl-C ends it.
+    """
+    demo = subprocess.Popen(
+        sentinel_command("demo", "--keep", "--json", "--workdir", str(workdir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stdout is not None
+    deadline = time.monotonic() + 300
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = demo.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if "serving until interrupted" in line:
+            break
+    assert lines and "serving until interrupted" in lines[-1], demo.stderr.read()[-3000:]
+    (url,) = [line.split()[1] for line in lines if line.startswith("dashboard: ")]
+    tokens = {words[0]: words[2] for words in (line.split() for line in lines[-5:-1])}
+    host_url = url.removesuffix("/dashboard")
+    assert {role: signs_in(host_url, token) for role, token in tokens.items()} == {
+        "admin": "/dashboard/flows",
+        "epidemiologist": "/dashboard/flows",
+        "venue-manager": "/dashboard/flows",
+        "screener": "/dashboard/screening",
+    }
+    demo.send_signal(signal.SIGINT)
+    rest, errors = demo.communicate(timeout=60)
+    assert demo.returncode == 0, errors[-3000:]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(host_url, timeout=2)  # the host stopped with the demo
+    return lines, json.loads(rest.strip().splitlines()[-1])
+
+
 def test_demo_decides_every_case_and_syncs_everything(tmp_path) -> None:
-    report = run_demo("--workdir", str(tmp_path / "demo"))
+    lines, report = run_demo_kept(tmp_path / "demo")
+    assert any(line.startswith("green ") and " pass " in line for line in lines)  # the tables
+    assert [user["role"] for user in report["dashboard"]["users"]] == [
+        "admin",
+        "epidemiologist",
+        "venue-manager",
+        "screener",
+    ]
     assert_every_case_decided_and_synced(report)
     if unavailable() is None:
         assert_the_screen_and_the_phone_were_shown(report)
         saved = sorted(path.name for path in (tmp_path / "demo" / "screenshots").iterdir())
+        assert sorted(report["dashboard_pages"]) == ["devices", "flows", "screening", "tracing"]
+        for path in report["dashboard_pages"].values():
+            assert cv2.imread(path).shape[1] == 1280  # the whole page, as wide as the window
         assert saved == [
+            "dashboard-devices.png",
+            "dashboard-flows.png",
+            "dashboard-screening.png",
+            "dashboard-tracing.png",
             "kiosk-deny.png",
             "kiosk-idle.png",
             "kiosk-pass.png",

@@ -77,6 +77,11 @@ def _venue_url(context: HostContext, venue: VenueRecord, binding: Binding | None
 
 @router.post("/venues", status_code=201)
 def create_venue(body: VenueCreate, context: Context) -> Venue:
+    return add_venue(context, body).message()
+
+
+def add_venue(context: HostContext, body: VenueCreate) -> VenueRecord:
+    """Store a new venue, its fixed code signed once, with its category's default rules."""
     venue_id = random_id("v_", 10)
     venue = VenueRecord(
         id=venue_id,
@@ -91,7 +96,7 @@ def create_venue(body: VenueCreate, context: Context) -> Venue:
         timezone=body.timezone,
     )
     context.storage.add_venue(venue)
-    return venue.message()
+    return venue
 
 
 @venue_router.get("/venues")
@@ -109,10 +114,14 @@ def get_venue(venue_id: str, context: Context, principal: VenueReader) -> Venue:
 @router.patch("/venues/{venue_id}")
 def update_venue(venue_id: str, body: VenueUpdate, context: Context) -> Venue:
     """Change a venue's name, address, district, street or time zone; its code stays."""
-    venue = require_venue(context, venue_id)
+    return change_venue(context, require_venue(context, venue_id), body).message()
+
+
+def change_venue(context: HostContext, venue: VenueRecord, body: VenueUpdate) -> VenueRecord:
+    """Store the fields of `body` that are set; the venue's id, code and category stay."""
     changed = replace(venue, **body.model_dump(exclude_unset=True, exclude_none=True))
     context.storage.update_venue(changed)
-    return changed.message()
+    return changed
 
 
 @venue_router.get("/venues/{venue_id}/rules")
@@ -292,10 +301,16 @@ def person_sign_in(person_ref: str, context: Context) -> SignInLink:
 @router.post("/enrollment-tokens", status_code=201)
 def create_enrollment_token(body: EnrollmentTokenRequest, context: Context) -> EnrollmentToken:
     """A one-time token for enrolling one device at a venue; only its hash is stored."""
-    venue = require_venue(context, body.venue_id)
+    return add_enrollment_token(context, require_venue(context, body.venue_id), body.ttl_seconds)
+
+
+def add_enrollment_token(
+    context: HostContext, venue: VenueRecord, ttl_seconds: int
+) -> EnrollmentToken:
+    """Make a one-time enrollment token for `venue`, valid `ttl_seconds`; store only its hash."""
     token = new_token("enroll")
     now_ms = context.settings.now_ms()
-    expires_at_ms = now_ms + body.ttl_seconds * 1000
+    expires_at_ms = now_ms + ttl_seconds * 1000
     context.storage.add_enrollment_token(token_hash(token), venue.id, now_ms, expires_at_ms)
     return EnrollmentToken(token=token, venue_id=venue.id, expires_at=from_ms(expires_at_ms))
 
@@ -303,6 +318,11 @@ def create_enrollment_token(body: EnrollmentTokenRequest, context: Context) -> E
 @venue_router.get("/devices")
 def list_devices(context: Context, principal: VenueManager) -> list[DeviceInfo]:
     """Every device (a venue manager's venues' only), with its latest status report."""
+    return devices_seen_by(context, principal)
+
+
+def devices_seen_by(context: HostContext, principal: Principal) -> list[DeviceInfo]:
+    """The devices of the venues `principal` sees, each with its latest status report."""
     reports = context.storage.device_reports()
     return [
         device.message(reports.get(device.id))

@@ -11,12 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from host.api.deps import Context, Principal, require_venue_for, requires
+from host.api.deps import Context, HostContext, Principal, require_venue_for, requires
 from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute
 from host.core.times import DAY_MS, from_ms, to_ms
 from host.flows import AlertMessage, flows
-from host.storage.flows import LEVEL_COLUMNS, FlowFilter, FlowLevel, Span
+from host.storage.flows import LEVEL_COLUMNS, AlertRecord, FlowFilter, FlowLevel, Span
 from host.storage.users import Role
 from shared.messages import PlaceName
 from shared.policy import VenueCategory
@@ -67,6 +67,46 @@ def _scope(principal: Principal) -> frozenset[str] | None:
     return principal.venues if principal.role is Role.VENUE_MANAGER else None
 
 
+def flow_filter(
+    context: HostContext,
+    principal: Principal,
+    *,
+    venue: str | None = None,
+    district: str | None = None,
+    street: str | None = None,
+    category: VenueCategory | None = None,
+) -> FlowFilter:
+    """The venues a principal's flows count: those asked for, within their scope.
+
+    A venue they may not see is refused as an unknown one (ApiError 404), as in the API.
+    """
+    if venue is not None:
+        require_venue_for(context, principal, venue)
+    return FlowFilter(
+        venue_id=venue,
+        district=district,
+        street=street,
+        category=None if category is None else category.value,
+        venues=_scope(principal),
+    )
+
+
+def visible_alerts(
+    context: HostContext,
+    principal: Principal,
+    *,
+    since_ms: int | None = None,
+    venue: str | None = None,
+    limit: int = 100,
+) -> list[AlertRecord]:
+    """The alerts since `since_ms` (of one venue) that the principal may see, newest first."""
+    if venue is not None:
+        require_venue_for(context, principal, venue)
+    return context.storage.list_alerts(
+        since_ms=since_ms, venue_id=venue, venues=_scope(principal), limit=limit
+    )
+
+
 @router.get("/flows")
 def get_flows(  # noqa: PLR0917 - one parameter per filter of the query string
     context: Context,
@@ -96,14 +136,8 @@ def get_flows(  # noqa: PLR0917 - one parameter per filter of the query string
             "window-too-long",
             f"{bucket.value} counts cover at most {LONGEST_WINDOW_DAYS[bucket]} days",
         )
-    if venue is not None:
-        require_venue_for(context, principal, venue)
-    where = FlowFilter(
-        venue_id=venue,
-        district=district,
-        street=street,
-        category=None if category is None else category.value,
-        venues=_scope(principal),
+    where = flow_filter(
+        context, principal, venue=venue, district=district, street=street, category=category
     )
     counts = flows(
         context.storage, level, bucket, since_ms=since_ms, until_ms=until_ms, where=where
@@ -139,12 +173,11 @@ def get_alerts(
     limit: Annotated[int, Query(ge=1, le=MAX_ALERTS_PAGE)] = 100,
 ) -> list[AlertMessage]:
     """Spike alerts raised at or after `since` (of one venue), newest first."""
-    if venue is not None:
-        require_venue_for(context, principal, venue)
-    alerts = context.storage.list_alerts(
+    alerts = visible_alerts(
+        context,
+        principal,
         since_ms=None if since is None else to_ms(since),
-        venue_id=venue,
-        venues=_scope(principal),
+        venue=venue,
         limit=limit,
     )
     return [AlertMessage.of(alert) for alert in alerts]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -24,8 +22,13 @@ from host.screening import (
     RETENTION_DAYS,
     EchoSeal,
     StaffListError,
+    UnknownScreening,
     WrongKey,
+    echo_of,
+    echo_seal,
     parse_staff_list,
+    read_results,
+    results_csv,
     screen_now,
     submit_screening,
 )
@@ -197,21 +200,10 @@ def _unknown(screening_id: str) -> ApiError:
 def _seal(
     context: HostContext, principal: Principal, screening_id: str, key: str | None
 ) -> EchoSeal | None:
-    """The seal of the job's echo columns if a key was given (and the list had any).
-
-    Checked before the audited read, so that a wrong key reads nothing.
-    """
-    if key is None:
-        return None
-    assert principal.org is not None
-    now_ms = context.settings.now_ms()
-    screening = context.storage.get_screening(screening_id, principal.org, now_ms)
-    if screening is None:
-        raise _unknown(screening_id)
-    if not screening.echo_columns:
-        return None
     try:
-        return EchoSeal.of(key, screening)
+        return echo_seal(context, principal, screening_id, key)
+    except UnknownScreening:
+        raise _unknown(screening_id) from None
     except WrongKey as error:
         raise ApiError(422, "bad-screening-key", str(error)) from None
 
@@ -226,20 +218,10 @@ def _results(  # noqa: PLR0917 - the job, the page, and who asks why
     purpose: str,
     action: str,
 ) -> tuple[ScreeningRecord, list[RowResult]]:
-    assert principal.org is not None
-    audit = principal.audit(action, purpose, org=principal.org, screening=screening_id)
-    found = context.storage.screening_results(
-        screening_id, principal.org, flags, after, limit, audit, context.settings.now_ms()
-    )
-    if found is None:
-        raise _unknown(screening_id)
-    return found
-
-
-def _echo(seal: EchoSeal | None, screening: ScreeningRecord, row: RowResult) -> dict[str, str]:
-    if seal is None or row.echo is None:
-        return {}
-    return dict(zip(screening.echo_columns, seal.open(row.row_no, row.echo), strict=True))
+    try:
+        return read_results(context, principal, screening_id, flags, after, limit, purpose, action)
+    except UnknownScreening:
+        raise _unknown(screening_id) from None
 
 
 @router.get("/screenings/{screening_id}")
@@ -284,7 +266,7 @@ def get_screening(  # noqa: PLR0917 - one parameter per part of the query
                 row=row.row_no,
                 flag=row.flag,
                 hours_since_test=row.hours_since_test,
-                **_echo(seal, screening, row),
+                **echo_of(seal, screening, row),
             )
             for row in rows
         ]
@@ -320,18 +302,13 @@ def screening_csv(  # noqa: PLR0917 - one parameter per part of the query
         raise ApiError(
             409, "screening-not-done", f"screening {screening_id} is {screening.status.value}"
         )
-    echo_columns = list(screening.echo_columns) if seal else []
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(["row", *echo_columns, "flag", "hours_since_test"])
-    for row in rows:
-        echo = _echo(seal, screening, row)
-        hours = "" if row.hours_since_test is None else row.hours_since_test
-        writer.writerow(
-            [row.row_no, *(echo[column] for column in echo_columns), row.flag.value, hours]
-        )
+    return csv_download(results_csv(screening, rows, seal), f"{screening_id}.csv")
+
+
+def csv_download(text: str, filename: str) -> Response:
+    """A result CSV as a download: UTF-8 with a BOM, which spreadsheets need to read it so."""
     return Response(
-        "\ufeff" + text.getvalue(),
+        "\ufeff" + text,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{screening_id}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -11,7 +11,7 @@ from host.api.errors import ApiError
 from host.api.parsing import StrictJsonRoute
 from host.storage.tracing import TooBroad
 from host.storage.users import Role
-from host.tracing import TraceOut, TraceRequest, case_refs, trace_csv, trace_query
+from host.tracing import TraceOut, TraceRequest, run_trace, trace_csv
 
 router = APIRouter(tags=["tracing"], route_class=StrictJsonRoute)
 Epidemiologist = Annotated[Principal, requires(Role.EPIDEMIOLOGIST)]
@@ -37,24 +37,19 @@ def trace(
     The read and its audit record (who, why, the case by reference, how many records) are
     one transaction. `Accept: text/csv` answers the same as one CSV table.
     """
-    refs = case_refs(context, body)
-    draft = principal.audit(
-        "tracing",
-        body.purpose,
-        case=",".join(refs),
-        since=body.since.isoformat(),
-        until=body.until.isoformat(),
-        depth=str(body.depth),
-    )
     try:
-        found = context.storage.trace(trace_query(body, refs), draft, context.settings.now_ms())
+        answer = run_trace(context, principal, body)
     except TooBroad as error:
         raise ApiError(422, "too-broad", str(error)) from None
-    answer = TraceOut.of(found, body, refs)
     if wants_csv(request):
-        return Response(
-            trace_csv(answer),
-            media_type=f"{CSV_TYPE}; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="tracing.csv"'},
-        )
+        return csv_answer(answer)
     return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def csv_answer(answer: TraceOut) -> Response:
+    """The answer as the CSV download `Accept: text/csv` asks for."""
+    return Response(
+        trace_csv(answer),
+        media_type=f"{CSV_TYPE}; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="tracing.csv"'},
+    )

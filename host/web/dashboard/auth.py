@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from host.api.deps import Context, principal_of_token
+from host.api.deps import Context, client_address, principal_of_guess
 from host.core.security import new_token, token_hash
 from host.web.dashboard.common import (
     CSRF_FIELD,
@@ -78,7 +78,10 @@ def sign_in_form(request: Request, then: str = "") -> Response:
 
 @router.post("/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request, context: Context) -> Response:
-    """Exchange a user's token for a session; the form again, with the reason, if refused."""
+    """Exchange a user's token for a session; the form again, with the reason, if refused.
+
+    429 (the error JSON) once the client's address has sent too many wrong tokens.
+    """
     form = await request.form()
     then = str(form.get("then", ""))
     expected = request.cookies.get(SIGN_IN_COOKIE, "")
@@ -88,7 +91,8 @@ async def sign_in(request: Request, context: Context) -> Response:
     token = str(form.get("token", "")).strip()
     principal = None
     if 0 < len(token) <= MAX_TOKEN_LENGTH:
-        principal = await run_in_threadpool(principal_of_token, context, token)
+        address = client_address(context, request)
+        principal = await run_in_threadpool(principal_of_guess, context, token, address)
     if principal is None:
         return _sign_in_page(request, then, "refused", 401)
     session_token = new_token("dash")

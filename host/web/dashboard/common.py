@@ -19,14 +19,13 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from host.api.deps import ADMIN_TOKEN_USER, Context, HostContext, Principal
 from host.core.security import token_hash
 from host.storage.users import Role
-from host.web.pages import ASSETS_PATH, HERE
+from host.web.pages import ASSETS_PATH, TEMPLATES
 
 PREFIX = "/dashboard"
 SESSION_COOKIE = "sentinel_dashboard"
@@ -176,15 +175,6 @@ def sign_in_path(then: str) -> str:
     return f"{PREFIX}/sign-in?then={quote(then, safe='/')}"
 
 
-_templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
 def when(ms: int | None, zone: Any = UTC) -> str:
     """A time as the dashboard shows it: local date and minute, or a dash for none."""
     if ms is None:
@@ -192,7 +182,7 @@ def when(ms: int | None, zone: Any = UTC) -> str:
     return datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M")
 
 
-_templates.filters["when"] = when
+TEMPLATES.filters["when"] = when
 
 
 def render(
@@ -205,7 +195,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """A dashboard page from its template, with the menu, the CSRF token and the assets path."""
-    html = _templates.get_template(f"dashboard/{template}").render(
+    html = TEMPLATES.get_template(f"dashboard/{template}").render(
         assets=ASSETS_PATH,
         prefix=PREFIX,
         viewer=viewer,
