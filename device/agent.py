@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from device.client import HostClient, HostError
 from device.clock import DeviceClock
 from device.denylist import DenyListHolder, stored_trust
 from device.handheld import DEFAULT_SCAN_SECONDS, Handheld, ScanTrigger
-from device.identity import load_enrollment, load_or_create_key
+from device.identity import load_enrollment
 from device.peripherals import PeripheralOptions, Peripherals
 from device.pins import StaffPins
 from device.pipeline import (
@@ -26,17 +29,24 @@ from device.pipeline import (
     Pipeline,
     VenueState,
 )
-from device.report import StatusReporter
+from device.report import CAMERA_COMPONENT, StatusReporter, camera_component
 from device.screen.server import COMPONENT as SCREEN_COMPONENT
 from device.screen.server import ScreenOptions, ScreenServer
 from device.screen.view import ScreenStatus
 from device.staff import StaffDesk
-from device.store import Store
+from device.store import Store, StoreError
 from device.sync import DEFAULT_RETENTION_DAYS, Syncer
+from device.systemd import Notifier, Watchdog
 from hardware.frames import FrameSource
 from shared.dcc.schema import SchemaStore
 from shared.healthcode import HealthStatus
-from shared.messages import DeviceConfig, DeviceForm, StatusRequest, StatusResponse
+from shared.messages import (
+    ComponentHealth,
+    DeviceConfig,
+    DeviceForm,
+    StatusRequest,
+    StatusResponse,
+)
 from shared.rules.defaults import DENY_LIST_MAX_AGE_MINUTES
 from shared.sealed import CardIdentity
 from shared.verification import CardValidity, IdentityStatus
@@ -44,6 +54,7 @@ from shared.verification import CardValidity, IdentityStatus
 log = logging.getLogger(__name__)
 DATABASE_FILE = "sentinel.db"
 STATUS_TIMEOUT_SECONDS = 1.5  # a paper code's holder waits at most this for the online lookup
+SERVICE_STATUS_SECONDS = 5.0  # how often systemd's status line is brought up to date
 
 
 def log_feedback(event: Event) -> None:
@@ -101,20 +112,24 @@ class Agent:
         handheld = self.form is DeviceForm.HANDHELD
         self.store = Store(state_dir / DATABASE_FILE)
         self.clock = DeviceClock()
-        self.client = HostClient(
-            enrollment.host_url, enrollment.device_id, load_or_create_key(state_dir), self.clock
-        )
+        self.client = HostClient.enrolled(state_dir, self.clock)
         cached = self.store.load_config()
         venue = VenueState.from_config(cached) if cached else VenueState(enrollment.venue_id, None)
         self._venue = cached.venue if cached else None  # its name and time zone, for the screen
         self._venue_id = enrollment.venue_id
         self._device_id = enrollment.device_id
         self._events = events
+        self.notifier = Notifier()  # systemd, when it runs the agent as a Type=notify service
+        self.watchdog = Watchdog(self.notifier)
+        self._ready = threading.Event()  # told systemd: the store is open, the camera answered
+        self._ready_lock = threading.Lock()
+        self._checkins_today = (self._local_day(), 0)
+        self._count_lock = threading.Lock()  # the scan loop and the card reader both record
         self.denylist = DenyListHolder(
             self.store, self.clock.now, trust=lambda: stored_trust(self.store)
         )
         self.denylist.restore()
-        self.reporter = StatusReporter(self.store, self.clock, self.denylist)
+        self.reporter = StatusReporter(self.store, self.clock, self.denylist, state_dir)
         if options.peripherals.trigger_pin is not None and not handheld:
             log.warning("--trigger-pin left unused: only a handheld scans on a trigger")
         self.peripherals = Peripherals(
@@ -124,6 +139,8 @@ class Agent:
 
         def tell(event: Event) -> None:
             log_feedback(event)
+            if event.checkin_id is not None and event.staff_id is None:
+                self._count_checkin()  # a staff decision settles a check-in already counted
             self.peripherals.announce(event)  # a pass (a staff let-through too) opens the gate
             self.desk.observe(event)
             if self.handheld is not None:
@@ -268,8 +285,83 @@ class Agent:
             len(config.keys),
         )
 
+    def _local_day(self) -> date:
+        """Today at the venue (UTC until the host has said where the venue is)."""
+        venue = self._venue
+        return self.clock.now().astimezone(ZoneInfo(venue.timezone) if venue else None).date()
+
+    def _count_checkin(self) -> None:
+        today = self._local_day()
+        with self._count_lock:
+            day, count = self._checkins_today
+            self._checkins_today = (today, count + 1 if day == today else 1)
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: what the kiosk does, check-ins, backlog, the host.
+
+        Check-ins today are those this run of the agent recorded since the venue's midnight.
+        """
+        camera = self.reporter.components.get(CAMERA_COMPONENT)
+        camera_state = camera() if camera is not None else None
+        if self.pipeline.out_of_service is not None:
+            doing = f"out of service: {self.pipeline.out_of_service}"
+        elif camera_state is not None and camera_state.state is ComponentHealth.FAILING:
+            doing = f"camera failing: {camera_state.detail}"
+        elif self._ready.is_set():
+            doing = "scanning"
+        else:
+            doing = "starting"
+        day, count = self._checkins_today
+        today = count if day == self._local_day() else 0
+        try:
+            recorded, acknowledged = self.store.counts()
+            backlog = f"{recorded - acknowledged} unsynced"
+        except StoreError as error:
+            backlog = f"store failing: {error}"
+        if self.syncer.online:
+            host = "host reachable"
+        elif self.syncer.first_contact.is_set():
+            host = "host unreachable"
+        else:
+            host = "host not reached yet"
+        return " · ".join((doing, f"{today} check-ins today", backlog, host))
+
+    def _frame_seen(self) -> None:
+        """The scan loop turned: systemd hears it is alive (and, the first time, ready)."""
+        if not self._ready.is_set():
+            with self._ready_lock:  # the scan loop and the status thread may both get here
+                if not self._ready.is_set():
+                    self._ready.set()
+                    self.notifier.ready(self.status_line())
+        self.watchdog.beat()
+
+    def _keep_systemd_told(self, stop: threading.Event) -> None:
+        """Bring systemd's status line up to date now and then, until `stop`.
+
+        While the camera is failing the scan loop waits inside the camera's own reopening,
+        which bounds each attempt: the agent is up and reporting it, so systemd is told it is
+        ready and alive rather than left to restart it for a camera that a restart cannot mend.
+        """
+        told = None
+        interval = min(SERVICE_STATUS_SECONDS, self.watchdog.interval or SERVICE_STATUS_SECONDS)
+        while not stop.wait(interval):
+            camera = self.reporter.components.get(CAMERA_COMPONENT)
+            if camera is not None and camera().state is ComponentHealth.FAILING:
+                self._frame_seen()
+            line = self.status_line()
+            if line != told:
+                self.notifier.status(line)
+                told = line
+
     def run(self, source: FrameSource) -> int:
         """Scan until the source ends; returns an exit status (0, or 3 if sync did not drain)."""
+        self.reporter.components[CAMERA_COMPONENT] = camera_component(source)
+        told_stop = threading.Event()
+        teller = threading.Thread(
+            target=self._keep_systemd_told, args=(told_stop,), name="systemd", daemon=True
+        )
+        if self.notifier.enabled:
+            teller.start()
         if self.screen is not None:
             try:
                 self.screen.start()
@@ -284,12 +376,17 @@ class Agent:
         try:
             with source:
                 for frame in source.frames():
+                    self._frame_seen()
                     if self.handheld is not None and not self.handheld.trigger.armed():
                         self.pipeline.expire_waiting()  # not scanning: the frame is not read
                         continue
                     self.pipeline.process_image(frame.image, frame.origin)
         except KeyboardInterrupt:
             log.info("asked to stop")
+        self.notifier.stopping()
+        told_stop.set()
+        if teller.ident is not None:
+            teller.join()
         status = 0
         if self.options.exit_when_done:
             status = 0 if self.drain(self.options.drain_timeout_seconds) else 3
@@ -298,6 +395,7 @@ class Agent:
             self.screen.close()
         self.syncer.stop()
         self.client.close()
+        self.notifier.close()
         recorded, acked = self.store.counts()
         log.info("stopping: %d check-ins recorded, %d acknowledged by the host", recorded, acked)
         return status

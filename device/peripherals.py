@@ -79,7 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fitted.add_argument("--thermometer", metavar="PORT", help="a serial thermometer's port")
     fitted.add_argument(
-        "--thermometer-protocol", choices=PROTOCOL_NAMES, default="stream", metavar="PROTOCOL"
+        "--thermometer-protocol",
+        choices=PROTOCOL_NAMES,
+        default="stream",
+        metavar="PROTOCOL",
+        help=f"what the thermometer speaks: {', '.join(PROTOCOL_NAMES)}",
     )
     fitted.add_argument(
         "--thermometer-offset", type=float, default=0.0, metavar="C", help="calibration offset"
@@ -89,7 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fitted.add_argument(
         "--gate-active-low", action="store_true", help="the gate relay closes on a low pin"
     )
-    fitted.add_argument("--gate-open", type=float, default=3.0, metavar="SECONDS")
+    fitted.add_argument(
+        "--gate-open",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long the gate stays open after a pass",
+    )
     fitted.add_argument(
         "--trigger-pin",
         metavar="GPIO",
@@ -101,7 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LANGS",
         help="say each result aloud: zh, en or zh,en (espeak-ng; Mandarin first)",
     )
-    fitted.add_argument("--voice-cache", type=Path, default=PeripheralOptions.voice_cache)
+    fitted.add_argument(
+        "--voice-cache",
+        type=Path,
+        default=PeripheralOptions.voice_cache,
+        metavar="DIR",
+        help="where rendered prompts (WAV files) are kept",
+    )
     fitted.add_argument(
         "--voice-player",
         metavar="COMMAND",

@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import subprocess
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 
-from host.app import LOG_FORMAT
+from shared import LOG_FORMAT
+
+DISTRIBUTION = "digital-sentinel"
+CHECKOUT = Path(__file__).resolve().parents[1]  # the source tree, when run from a checkout
+GIT_SECONDS = 2.0
 
 DESCRIPTION = """\
 Digital Sentinel: venue-entrance check-in.
@@ -16,7 +23,8 @@ Digital Sentinel: venue-entrance check-in.
   sentinel host serve          the verification service: venues, people, codes, devices
   sentinel device enroll       enroll this kiosk with a host using a one-time token
   sentinel device run          scan codes, decide by the venue's policy, record, sync
-  sentinel device status       show this kiosk's enrollment and unsynced check-ins
+  sentinel device status       show this kiosk's enrollment, unsynced check-ins, sync errors
+  sentinel device config show  the settings in effect: options, --config file, defaults
   sentinel device staff        staff PINs (add, list, remove) for settling referrals on screen
   sentinel demo                a whole check-in cycle on this machine, host and kiosk as processes
   sentinel selftest            check every fitted part: camera, decoder, card reader, ...
@@ -48,22 +56,109 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class ShowDefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option's text with its default, unless it has none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        from device.kiosk_config import FromDefault, format_value  # only when help is shown
+
+        text = action.help or ""
+        default = action.default
+        if isinstance(default, FromDefault):
+            default = default.value
+        nothing = default is None or default is False or default is argparse.SUPPRESS
+        empty = isinstance(default, str | list | tuple) and not default
+        if nothing or empty or not action.option_strings or "default" in text:
+            return text
+        shown = format_value(default).replace("%", "%%")
+        return f"{text} (default: {shown})"
+
+
+class Parser(argparse.ArgumentParser):
+    """The `sentinel` parser; its subcommands' parsers are of this class too, defaults shown."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", ShowDefaultsFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter, ShowDefaultsFormatter):
+    """The top level's description, a table of commands, kept as written."""
+
+
+def version() -> str:
+    """The installed distribution's version, and the git commit when run from a checkout."""
+    try:
+        text = f"{DISTRIBUTION} {metadata.version(DISTRIBUTION)}"
+    except metadata.PackageNotFoundError:
+        text = f"{DISTRIBUTION} (not installed)"
+    if not (CHECKOUT / ".git").exists():
+        return text
+    try:
+        described = subprocess.run(
+            ["git", "-C", str(CHECKOUT), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_SECONDS,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return text
+    return f"{text} (git {described})"
+
+
+class VersionAction(argparse.Action):
+    """--version: print `version()` and exit; git is asked only when this is given."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(version())
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only`, every other command's options are left out.
+
+    Their modules are not imported then, which is most of a command's start-up time.
+    """
+    parser = Parser(
         prog="sentinel",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument(
+        "--version",
+        action=VersionAction,
+        help="print the version (and the git commit in a checkout), then exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_line) in COMMANDS.items():
+        if only is not None and name != only:
+            commands.add_parser(name, help=help_line)
+            continue
         module = importlib.import_module(module_name)
         module.add_arguments(commands.add_parser(name, help=help_line, description=module.__doc__))
     return parser
 
 
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command `argv` names (its first word that is not an option), if it names one."""
+    words = [word for word in argv if not word.startswith("-")]
+    return words[0] if words and words[0] in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(chosen_command(argv) or "")  # no command: only their names
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -54,35 +54,33 @@ class FileResult:
 
 
 def decode_paths(paths: list[str]) -> Iterator[FileResult]:
-    """Each file under paths with what it holds; a video is read frame by frame as a camera."""
-    from hardware.frames import FrameSourceError, ReplaySource
+    """Each file under paths with what it holds; a video is read frame by frame as a camera.
+
+    Files are reported under their own names, whatever they hold ('#', '?', spaces, commas):
+    a path here is only ever a path, never a camera name or a list.
+    """
+    from hardware.frames import VIDEO_SUFFIXES, FrameSourceError, ReplaySource
     from hardware.qr import LiveQrDecoder, QrDecoder
 
     still = QrDecoder()  # every rescue for a picture; a video's frames get the kiosk's decoder
     for path in paths:
         try:
-            source = ReplaySource(path)
+            files = ReplaySource(Path(path)).files
         except FrameSourceError as error:
             yield FileResult(path, error=str(error))
             continue
-        current: FileResult | None = None
-        live = LiveQrDecoder()
-        for frame in source.frames():
-            file_name, _, number = frame.origin.partition("#")
-            if current is None or current.path != file_name:
-                if current is not None:
-                    yield current
-                current = FileResult(file_name)
-                live = LiveQrDecoder()
-            started = time.perf_counter()
-            texts = (live if number else still).decode(frame.image)
-            current.seconds += time.perf_counter() - started
-            current.frames += 1
-            current.texts += [text for text in texts if text not in current.texts]
-        if current is not None:
-            yield current
-        elif not Path(path).is_dir():
-            yield FileResult(path, error="not a readable image or video")
+        for file in files:
+            decoder = LiveQrDecoder() if file.suffix.lower() in VIDEO_SUFFIXES else still
+            result = FileResult(str(file))
+            for frame in ReplaySource(file).frames():
+                started = time.perf_counter()
+                texts = decoder.decode(frame.image)
+                result.seconds += time.perf_counter() - started
+                result.frames += 1
+                result.texts += [text for text in texts if text not in result.texts]
+            if result.frames == 0:
+                result.error = "not a readable image or video"
+            yield result
 
 
 def run(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_HOLD_SECONDS,
         metavar="SECONDS",
-        help="how long a decision stays on the screen before the idle screen (5)",
+        help="how long a decision stays on the screen before the idle screen",
     )
     screen.add_argument(
         "--screen-allow-remote",

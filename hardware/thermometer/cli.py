@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Open a serial thermometer, take one reading and print it.",
     )
     read.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    read.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+    read.add_argument(
+        "--protocol", required=True, choices=PROTOCOL_NAMES, help="what the thermometer speaks"
+    )
     read.add_argument("--json", action="store_true", help="print one JSON object")
     read.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="default %(default)s")
     read.add_argument(

@@ -39,6 +39,8 @@ from sentinel.demo import (
     kiosk_counts,
     sentinel_command,
 )
+from sentinel.progress import progress
+from shared.idnumber import with_check_character
 from shared.messages import Venue
 from shared.qrimage import qr_png
 
@@ -212,6 +214,7 @@ class Subject:
 
     def finish(self) -> None:
         """One last pass over the frames with no fault, exiting once the host has everything."""
+        progress.update(f"{self.fault}: final run", part=self.fault)
         process = self._launch(
             device_run_command(
                 self.kiosk, "--repeat-window", "0", "--drain-timeout", str(DRAIN_SECONDS)
@@ -223,6 +226,7 @@ class Subject:
             process.kill()
             process.wait()
             status = None
+        progress.update(f"{self.fault}: done", part=self.fault)
         if status != 0:
             log.warning(
                 "%s: the final run did not drain (status %s); see %s",
@@ -253,8 +257,7 @@ def device_kills(subject: Subject, plan: Plan, rng: random.Random) -> int:
         subject.expect_running(process)
         process.kill()
         process.wait()
-        if (kill + 1) % 20 == 0:
-            log.info("device-kill: %d of %d kills", kill + 1, plan.device_kills)
+        progress.update(f"device-kill: {kill + 1} of {plan.device_kills}", part="device-kill")
     subject.finish()
     return plan.device_kills
 
@@ -262,7 +265,8 @@ def device_kills(subject: Subject, plan: Plan, rng: random.Random) -> int:
 def host_kills(subject: Subject, host: HostProcess, plan: Plan, rng: random.Random) -> int:
     """SIGKILL the host at random moments while the kiosk scans, and start it again."""
     process = subject.scan_storm()
-    for _ in range(plan.host_kills):
+    for kill in range(plan.host_kills):
+        progress.update(f"host-kill: {kill + 1} of {plan.host_kills}", part="host-kill")
         subject.children.pause(rng.uniform(0, plan.up_seconds))
         host.kill()
         subject.children.pause(rng.uniform(0, DOWN_SECONDS))
@@ -279,6 +283,7 @@ def proxy_fault(subject: Subject, proxy: FaultProxy, plan: Plan) -> int:
     faults, struck = PROXY_FAULTS[subject.fault]
     process = subject.scan_storm()
     proxy.set_faults(faults)
+    progress.update(f"{subject.fault}: {plan.proxy_seconds:g} s", part=subject.fault)
     subject.children.pause(plan.proxy_seconds)
     proxy.set_faults(Faults())
     subject.stop(process)
@@ -290,7 +295,7 @@ def make_frames(admin: Admin, frames: Path, seed: int) -> None:
     """Camera frames of valid health codes, one person each, issued by the host."""
     rng = np.random.default_rng(seed)
     for index in range(PEOPLE):
-        person = admin.person(f"1101011990{index:08d}", "green", 5)
+        person = admin.person(with_check_character(f"1101011990{index:07d}"), "green", 5)
         code = admin.code(person, ttl_seconds=CODE_TTL_SECONDS)
         cv2.imwrite(str(frames / f"{index:02d}.png"), camera_frame(qr_png(code.text), rng))
 
@@ -446,7 +451,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with demo_workdir(args.workdir) as workdir:
         try:
-            rows = run_chaos(workdir, QUICK if args.quick else FULL, seed)
+            with progress:
+                rows = run_chaos(workdir, QUICK if args.quick else FULL, seed)
         except (ChaosError, RuntimeError, OSError, ValueError, subprocess.SubprocessError,
                 httpx.HTTPError, sqlite3.Error) as error:  # fmt: skip
             hint = f"logs are in {workdir}" if args.workdir else "--workdir DIR keeps the logs"

@@ -13,6 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
+from device.clock import DeviceClock
+from device.denylist import DenyListHolder
+from device.report import SELFTEST_FILE, StatusReporter, last_selftest
+from device.store import Store
 from hardware.idcard.sam_emulator import SamEmulator
 from hardware.thermometer.emulator import Emulator
 
@@ -108,3 +112,30 @@ def test_the_voice_renders_a_prompt_and_plays_it_with_the_player_given(tmp_path:
     )
     assert results(report)["voice"][0] == "pass", report
     assert status == 0
+
+
+def test_the_summary_is_kept_in_the_state_and_goes_out_with_the_next_report(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    status, report = selftest("--state", str(state), "--sam", str(tmp_path / "no-such-port"))
+    assert status == 1
+    found = results(report)
+    summary = last_selftest(state)
+    assert summary is not None
+    assert summary.failed == [item for item, (result, _) in found.items() if result == "fail"]
+    assert "card reader" in summary.failed and "enrollment" in summary.failed
+    assert summary.passed == sum(result == "pass" for result, _ in found.values())
+    assert (state / SELFTEST_FILE).stat().st_mode & 0o077 == 0
+
+    store = Store(state / "device.db")
+    try:
+        clock = DeviceClock()
+        holder = DenyListHolder(store, clock.now, trust=lambda: None)
+        sent = StatusReporter(store, clock, holder, state).report()
+    finally:
+        store.close()
+    assert sent.last_selftest == summary
+    (state / SELFTEST_FILE).write_text("{not json")  # a damaged file is no summary, not a crash
+    assert last_selftest(state) is None

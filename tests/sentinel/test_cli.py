@@ -80,7 +80,7 @@ def test_enrolling_against_no_host_fails_clearly(
 ) -> None:
     status = main(["device", "enroll", "--host", "http://127.0.0.1:9", "--token", "x" * 32,
                    "--state", str(tmp_path)])  # fmt: skip
-    assert status == 1
+    assert status == 2
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
 
 

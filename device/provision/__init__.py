@@ -1,0 +1,1 @@
+"""Provisioning a kiosk: scripts/provision's steps, the serial probe, its units and udev rules."""
