@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from sentinel.bench import decode
+from tests.conftest import PCSCD_GROUP
 
 
 def bench_json(*args: str) -> dict:
@@ -99,6 +100,7 @@ def test_pipeline_bench_replays_a_clip_through_the_agent():
     assert report["agent_exit"] == 3  # offline: exited with check-ins not synced
 
 
+@pytest.mark.xdist_group(PCSCD_GROUP)  # it reads through pcscd and vpcd when they run
 def test_card_bench_times_each_read_and_says_what_it_could_not_measure():
     report = bench_json("card", "--reads", "3")
     rows = {row["what"]: row for row in report["reads"]}

@@ -8,7 +8,10 @@ import pytest
 
 from hardware.smartcard import cli
 from hardware.smartcard.specimen import SPECIMEN_TD3, issue_passport
+from tests.conftest import PCSCD_GROUP
 from tests.hardware.smartcard.conftest import REPO_ROOT_FOR_SUBPROCESS
+
+pytestmark = pytest.mark.xdist_group(PCSCD_GROUP)  # one pcscd, one worker
 
 
 def test_a_bad_mrz_is_a_usage_error(capsys):

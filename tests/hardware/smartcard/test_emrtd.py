@@ -28,6 +28,9 @@ from hardware.smartcard.lds import build_dg1, build_dg2, data_group_fid
 from hardware.smartcard.mrz import MrzInformation, parse_mrz
 from hardware.smartcard.sod import Outcome
 from hardware.smartcard.specimen import SPECIMEN_FACE, SPECIMEN_TD1, SPECIMEN_TD3, issue_passport
+from tests.conftest import PCSCD_GROUP
+
+pytestmark = pytest.mark.xdist_group(PCSCD_GROUP)  # one pcscd, one worker
 
 INFO = parse_mrz(SPECIMEN_TD3).information
 

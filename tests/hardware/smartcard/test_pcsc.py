@@ -32,9 +32,14 @@ from hardware.smartcard.pcsc import PcscReader, list_readers, read_document
 from hardware.smartcard.sod import Outcome
 from hardware.smartcard.specimen import SPECIMEN_FACE, SPECIMEN_TD1, SPECIMEN_TD3, issue_passport
 from hardware.smartcard.virtual_card import DEFAULT_ATR
+from tests.conftest import PCSCD_GROUP
 from tests.hardware.smartcard.conftest import WAIT
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(60),
+    pytest.mark.xdist_group(PCSCD_GROUP),  # one pcscd, one worker
+]
 
 INFO = parse_mrz(SPECIMEN_TD3).information
 
