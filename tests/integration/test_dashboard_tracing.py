@@ -19,8 +19,8 @@ from sentinel.browser import accessibility_problems, dashboard_sign_in
 from sentinel.demo import Admin, HostProcess
 from shared.idnumber import id_check_character, mask_id_number
 from shared.messages import CheckIn, CheckInBatch, DeviceForm
-from shared.uuid7 import uuid7
 from tests.integration.test_phone_browser import watched
+from tests.integration.test_trace_command import checkin as trace_checkin
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -41,16 +41,7 @@ CONTACTS = """() => [...document.querySelectorAll("#contacts tbody tr")].map(
 
 
 def checkin(venue_id: str, person_ref: str, minutes_ago: int) -> CheckIn:
-    return CheckIn(
-        id=uuid7(),
-        venue_id=venue_id,
-        scanned_at=NOW - timedelta(minutes=minutes_ago),
-        person_ref=person_ref,
-        kind="health",
-        outcome="pass",
-        reasons=["ok"],
-        clock_trusted=True,
-    )
+    return trace_checkin(venue_id, person_ref, minutes_ago, NOW)
 
 
 def send(host: HostProcess, admin: Admin, venue_id: str, visits: list[CheckIn]) -> None:

@@ -40,6 +40,17 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     receiver.close()
 
 
+@pytest.fixture
+def receiver(
+    notify_socket: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
+) -> socket.socket:
+    """The notify socket, named to an agent in this process as systemd would, watchdog on."""
+    receiver, named = notify_socket
+    monkeypatch.setenv("NOTIFY_SOCKET", named)
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
+    return receiver
+
+
 def kiosk_with_codes(host: HostProcess, admin: Admin, tmp_path: Path, people: int) -> Kiosk:
     venue = admin.venue("Station", "1 Rail Road", "public_place")
     kiosk = enroll(host.url, admin, venue, tmp_path, "service")
@@ -132,16 +143,9 @@ def drain(receiver: socket.socket) -> list[str]:
 
 
 def test_a_hung_scan_loop_stops_the_watchdog_pings(
-    host: HostProcess,
-    admin: Admin,
-    tmp_path: Path,
-    notify_socket: tuple[socket.socket, str],
-    monkeypatch: pytest.MonkeyPatch,
+    host: HostProcess, admin: Admin, tmp_path: Path, receiver: socket.socket
 ) -> None:
-    receiver, named = notify_socket
     kiosk = kiosk_with_codes(host, admin, tmp_path, people=1)
-    monkeypatch.setenv("NOTIFY_SOCKET", named)
-    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
     decoder = HangingDecoder()
     agent = Agent(kiosk.state, decoder, options=RunOptions())
     source = ReplaySource(kiosk.frames, fps=20, loop=True)
@@ -203,16 +207,9 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 def test_a_failing_camera_is_reported_and_its_recovery_too(
-    host: HostProcess,
-    admin: Admin,
-    tmp_path: Path,
-    notify_socket: tuple[socket.socket, str],
-    monkeypatch: pytest.MonkeyPatch,
+    host: HostProcess, admin: Admin, tmp_path: Path, receiver: socket.socket
 ) -> None:
-    receiver, named = notify_socket
     kiosk = kiosk_with_codes(host, admin, tmp_path, people=1)
-    monkeypatch.setenv("NOTIFY_SOCKET", named)
-    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
     camera = PluggableCamera(cv2.imread(str(next(kiosk.frames.iterdir()))))
     agent = Agent(kiosk.state, LiveQrDecoder(), options=RunOptions())
     running = threading.Thread(target=agent.run, args=(camera,))

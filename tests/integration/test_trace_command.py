@@ -25,11 +25,12 @@ CASE_NUMBER = "11010519850214002" + id_check_character("11010519850214002")
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def checkin(venue_id: str, person_ref: str, minutes_ago: int) -> CheckIn:
+def checkin(venue_id: str, person_ref: str, minutes_ago: int, now: datetime = NOW) -> CheckIn:
+    """A pass at the venue, `minutes_ago` before `now`, as a kiosk records it."""
     return CheckIn(
         id=uuid7(),
         venue_id=venue_id,
-        scanned_at=NOW - timedelta(minutes=minutes_ago),
+        scanned_at=now - timedelta(minutes=minutes_ago),
         person_ref=person_ref,
         kind="health",
         outcome="pass",
