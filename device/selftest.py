@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", metavar="URL", help="the host the kiosk must be enrolled with (else: as enrolled)"
     )
     peripherals.add_arguments(parser)
-    screen.add_arguments(parser)
+    screen.add_arguments(parser, checked=True)
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     kiosk_config.add_config_option(parser)  # the kiosk's file: its parts, state and host
 

@@ -60,14 +60,15 @@ def parse_address(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The screen options of `sentinel device run`."""
-    screen = parser.add_argument_group("screen (off unless --screen is given)")
-    screen.add_argument(
-        "--screen",
-        metavar="HOST:PORT",
-        help="serve the kiosk screen here, e.g. 127.0.0.1:8080, for Chromium in kiosk mode",
-    )
+def add_arguments(parser: argparse.ArgumentParser, *, checked: bool = False) -> None:
+    """The screen options of `sentinel device run`, or (`checked`) of `sentinel selftest`."""
+    if checked:
+        screen = parser.add_argument_group("screen (checked when --screen is given)")
+        served = "where the agent serves the kiosk screen, e.g. 127.0.0.1:8080: is it answering?"
+    else:
+        screen = parser.add_argument_group("screen (off unless --screen is given)")
+        served = "serve the kiosk screen here, e.g. 127.0.0.1:8080, for Chromium in kiosk mode"
+    screen.add_argument("--screen", metavar="HOST:PORT", help=served)
     screen.add_argument(
         "--screen-hold",
         type=float,
