@@ -273,7 +273,8 @@ class Storage(ABC):
     def get_device(self, device_id: str) -> DeviceRecord | None: ...
 
     @abstractmethod
-    def list_devices(self) -> list[DeviceRecord]: ...
+    def list_devices(self, venue_id: str | None = None) -> list[DeviceRecord]:
+        """Every device, or one venue's, oldest enrollment first."""
 
     @abstractmethod
     def revoke_device(self, device_id: str, now_ms: int) -> DeviceRecord | None:
@@ -350,5 +351,5 @@ class Storage(ABC):
         """Keep this report as the device's latest, replacing the one before."""
 
     @abstractmethod
-    def device_reports(self) -> dict[str, ReportRecord]:
-        """The latest report of every device that sent one, by device id."""
+    def device_reports(self, venue_id: str | None = None) -> dict[str, ReportRecord]:
+        """The latest report of every device (or one venue's) that sent one, by device id."""

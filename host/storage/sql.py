@@ -394,8 +394,14 @@ class SqlStorage(
         row = self._fetchone(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?", (device_id,))
         return None if row is None else _device(row)
 
-    def list_devices(self) -> list[DeviceRecord]:
-        rows = self._fetchall(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, id")
+    def list_devices(self, venue_id: str | None = None) -> list[DeviceRecord]:
+        if venue_id is None:
+            rows = self._fetchall(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, id")
+        else:
+            rows = self._fetchall(
+                f"SELECT {DEVICE_COLUMNS} FROM devices WHERE venue_id = ? ORDER BY enrolled_at, id",
+                (venue_id,),
+            )
         return [_device(row) for row in rows]
 
     def revoke_device(self, device_id: str, now_ms: int) -> DeviceRecord | None:
@@ -513,8 +519,15 @@ class SqlStorage(
                 (device_id, received_at_ms, report.model_dump_json()),
             )
 
-    def device_reports(self) -> dict[str, ReportRecord]:
-        rows = self._fetchall("SELECT device_id, received_at, report FROM device_reports")
+    def device_reports(self, venue_id: str | None = None) -> dict[str, ReportRecord]:
+        if venue_id is None:
+            rows = self._fetchall("SELECT device_id, received_at, report FROM device_reports")
+        else:
+            rows = self._fetchall(
+                "SELECT r.device_id, r.received_at, r.report FROM device_reports r"
+                " JOIN devices d ON d.id = r.device_id WHERE d.venue_id = ?",
+                (venue_id,),
+            )
         return {
             device_id: ReportRecord(received_at, DeviceReport.model_validate_json(report))
             for device_id, received_at, report in rows

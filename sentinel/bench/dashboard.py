@@ -40,6 +40,13 @@ DEVICES_PER_VENUE = 5
 AUDIT_CHUNK = 5_000  # records appended per transaction while seeding
 
 
+def device_id(number: int) -> str:
+    return f"d_bench{number:06d}"
+
+
+FIRST_DEVICE = device_id(0)
+
+
 @dataclass(frozen=True)
 class PageRun:
     backend: str
@@ -67,7 +74,7 @@ def seed(storage: SqlStorage, audit_records: int, devices: int) -> str:
         storage.add_enrollment_token(token_hash(secret.decode()), venue_id, now_ms, now_ms + 60_000)
         device = storage.enroll_device(
             token_hash(secret.decode()),
-            device_id=f"d_bench{number:06d}",
+            device_id=device_id(number),
             name=f"door-{number}",
             form=DeviceForm.KIOSK,
             public_key="A" * 43,
@@ -111,6 +118,7 @@ def measure_backend(
         ("devices, all", "/dashboard/devices"),
         ("venues, all", "/dashboard/venues"),
         ("one venue", f"/dashboard/venues/{venue_id}"),
+        ("one device", f"/dashboard/devices/{FIRST_DEVICE}"),
     ]
     timed = time_pages(database, lambda: START.timestamp() + 3600, cases, RUNS)
     return [PageRun(backend, audit_records, devices, *page) for page in timed]

@@ -15,6 +15,7 @@ def test_every_operator_page_is_timed_and_tabled() -> None:
         "devices, all",
         "venues, all",
         "one venue",
+        "one device",
     ]
     assert all(0 < run.median_ms <= run.slowest_ms for run in runs)
     lines = dashboard.table(runs)

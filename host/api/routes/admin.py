@@ -321,12 +321,16 @@ def list_devices(context: Context, principal: VenueManager) -> list[DeviceInfo]:
     return devices_seen_by(context, principal)
 
 
-def devices_seen_by(context: HostContext, principal: Principal) -> list[DeviceInfo]:
-    """The devices of the venues `principal` sees, each with its latest status report."""
-    reports = context.storage.device_reports()
+def devices_seen_by(
+    context: HostContext, principal: Principal, venue_id: str | None = None
+) -> list[DeviceInfo]:
+    """The devices of the venues `principal` sees (or of one of them), with their latest reports."""
+    if venue_id is not None and not principal.sees_venue(venue_id):
+        return []
+    reports = context.storage.device_reports(venue_id)
     return [
         device.message(reports.get(device.id))
-        for device in context.storage.list_devices()
+        for device in context.storage.list_devices(venue_id)
         if principal.sees_venue(device.venue_id)
     ]
 

@@ -210,8 +210,7 @@ def device_rows(
     now_ms = context.settings.now_ms()
     rows = [
         DeviceRow(info, venues.get(info.venue_id), now_ms)
-        for info in devices_seen_by(context, viewer.principal)
-        if venue_id is None or info.venue_id == venue_id
+        for info in devices_seen_by(context, viewer.principal, venue_id)
     ]
     rows.sort(
         key=lambda row: (
@@ -524,7 +523,12 @@ def device_page(
     request: Request, device_id: str, context: Context, viewer: VenueViewer
 ) -> Response:
     """One device: its report in full, and (for an admin) its revocation."""
-    rows = [row for row in device_rows(context, viewer) if row.info.id == device_id]
+    device = context.storage.get_device(device_id)
+    rows = [
+        row
+        for row in (device_rows(context, viewer, device.venue_id) if device is not None else [])
+        if row.info.id == device_id
+    ]
     if not rows:
         return _missing(request, viewer)
     return _page(request, "device.html", viewer, row=rows[0])
