@@ -8,7 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, datetime
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -123,8 +124,6 @@ class Agent:
         self.watchdog = Watchdog(self.notifier)
         self._ready = threading.Event()  # told systemd: the store is open, the camera answered
         self._ready_lock = threading.Lock()
-        self._checkins_today = (self._local_day(), 0)
-        self._count_lock = threading.Lock()  # the scan loop and the card reader both record
         self.denylist = DenyListHolder(
             self.store, self.clock.now, trust=lambda: stored_trust(self.store)
         )
@@ -139,8 +138,6 @@ class Agent:
 
         def tell(event: Event) -> None:
             log_feedback(event)
-            if event.checkin_id is not None and event.staff_id is None:
-                self._count_checkin()  # a staff decision settles a check-in already counted
             self.peripherals.announce(event)  # a pass (a staff let-through too) opens the gate
             self.desk.observe(event)
             if self.handheld is not None:
@@ -285,21 +282,16 @@ class Agent:
             len(config.keys),
         )
 
-    def _local_day(self) -> date:
-        """Today at the venue (UTC until the host has said where the venue is)."""
-        venue = self._venue
-        return self.clock.now().astimezone(ZoneInfo(venue.timezone) if venue else None).date()
-
-    def _count_checkin(self) -> None:
-        today = self._local_day()
-        with self._count_lock:
-            day, count = self._checkins_today
-            self._checkins_today = (today, count + 1 if day == today else 1)
+    def _venue_midnight_ms(self) -> int:
+        """The start of today at the venue (UTC until the host has said where it is), in ms."""
+        zone = ZoneInfo(self._venue.timezone) if self._venue else UTC
+        midnight = datetime.combine(self.clock.now().astimezone(zone).date(), time_of_day(), zone)
+        return int(midnight.timestamp() * 1000)
 
     def status_line(self) -> str:
         """One line for `systemctl status`: what the kiosk does, check-ins, backlog, the host.
 
-        Check-ins today are those this run of the agent recorded since the venue's midnight.
+        Check-ins today are those in the store scanned since the venue's midnight.
         """
         camera = self.reporter.components.get(CAMERA_COMPONENT)
         camera_state = camera() if camera is not None else None
@@ -311,20 +303,18 @@ class Agent:
             doing = "scanning"
         else:
             doing = "starting"
-        day, count = self._checkins_today
-        today = count if day == self._local_day() else 0
         try:
-            recorded, acknowledged = self.store.counts()
-            backlog = f"{recorded - acknowledged} unsynced"
+            today, unsynced = self.store.since_and_unsynced(self._venue_midnight_ms())
+            counts = f"{today} check-ins today · {unsynced} unsynced"
         except StoreError as error:
-            backlog = f"store failing: {error}"
+            counts = f"store failing: {error}"
         if self.syncer.online:
             host = "host reachable"
         elif self.syncer.first_contact.is_set():
             host = "host unreachable"
         else:
             host = "host not reached yet"
-        return " · ".join((doing, f"{today} check-ins today", backlog, host))
+        return " · ".join((doing, counts, host))
 
     def _frame_seen(self) -> None:
         """The scan loop turned: systemd hears it is alive (and, the first time, ready)."""

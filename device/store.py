@@ -598,6 +598,20 @@ class Store:
             )
         return recorded, acked
 
+    def since_and_unsynced(self, since_ms: int) -> tuple[int, int]:
+        """(check-ins scanned at or after `since_ms`, check-ins still to sync), in one pass."""
+        with self._guard("counting check-ins", write=False):
+            since, unsynced = (
+                self._connect()
+                .execute(
+                    "SELECT COALESCE(SUM(scanned_at_ms >= ?), 0), COUNT(*) - COUNT(acked_at_ms)"
+                    " FROM checkins",
+                    (since_ms,),
+                )
+                .fetchone()
+            )
+        return since, unsynced
+
     # ---- configuration and deny list ---------------------------------------------------------
 
     def save_config(self, config: DeviceConfig) -> None:

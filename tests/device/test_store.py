@@ -53,6 +53,22 @@ def test_recorded_checkins_are_pending_in_order_until_acked(tmp_path: Path) -> N
     assert store.counts() == (5, 2)
 
 
+def test_checkins_since_a_time_and_the_backlog_are_counted_together(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    items = [checkin() for _ in range(4)]
+    for item in items:
+        store.record(item)
+    store.mark_acked([items[0].id])
+    second_ms = int(items[1].scanned_at.timestamp() * 1000)
+    assert store.since_and_unsynced(0) == (4, 3)
+    assert store.since_and_unsynced(second_ms) == (
+        sum(item.scanned_at >= items[1].scanned_at for item in items),
+        3,
+    )
+    assert store.since_and_unsynced(second_ms + 10**9) == (0, 3)
+    assert Store(tmp_path / "empty.db").since_and_unsynced(0) == (0, 0)
+
+
 def test_checkins_survive_reopening(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     item = checkin(Outcome.DENY)
